@@ -1,0 +1,5 @@
+import sys
+
+from gantricks.cli import main
+
+sys.exit(main())

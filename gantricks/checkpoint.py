@@ -1,0 +1,94 @@
+"""Atomic checkpoint files and the checks that make a bad one fail clearly.
+
+A checkpoint is a dict saved with ``torch.save``: format version, step, the resolved run
+config, both players' and optimisers' state, RNG states, the batch sampler's state and
+every plugin's state. It is written to a temporary file in the same folder, flushed to
+disk and renamed over the target, so a crash mid-write never leaves a truncated file and
+the previous checkpoint survives until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gantricks.errors import GantricksError
+
+FORMAT = "gantricks-checkpoint"
+VERSION = 1
+LAST = "last.pt"
+
+
+def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` to ``path`` via temp file + fsync + rename; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve(path_or_run: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its ``checkpoints/last.pt``)."""
+    p = Path(path_or_run)
+    if p.is_dir():
+        candidate = p / "checkpoints" / LAST
+        if candidate.is_file():
+            return candidate
+        if (p / LAST).is_file():
+            return p / LAST
+        raise GantricksError(
+            f"{str(p)!r} is a folder without a checkpoint (looked for checkpoints/{LAST}); "
+            "pass a run folder made by `gantricks train` or a .pt file"
+        )
+    if not p.is_file():
+        raise GantricksError(f"checkpoint {str(p)!r} does not exist")
+    return p
+
+
+def load(path_or_run: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and sanity-check a checkpoint; errors say what is wrong with which file."""
+    path = resolve(path_or_run)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise GantricksError(
+            f"checkpoint {str(path)!r} is corrupt or not a checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}). Use an earlier checkpoint or "
+            "start a new run."
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise GantricksError(f"{str(path)!r} is not a gantricks checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise GantricksError(
+            f"checkpoint {str(path)!r} has format version {ckpt.get('version')}; this "
+            f"gantricks reads version {VERSION}"
+        )
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, Any], what: str, path: str) -> None:
+    """``load_state_dict`` with an error that says the architectures differ and how."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())
+        if len(detail) > 600:
+            detail = detail[:600] + " ..."
+        raise GantricksError(
+            f"checkpoint {path!r} does not match this {what}: the architecture differs "
+            f"(image size, widths, channels or plugins that change the model). {detail}"
+        ) from None

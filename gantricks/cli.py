@@ -1,0 +1,166 @@
+"""``gantricks`` command line: train, plugins, sample."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from gantricks import __version__
+from gantricks.config import DATASETS, load_toml, merge, parse_sets
+from gantricks.errors import GantricksError, TrainingStopped
+
+# command-line flag -> core option (only flags the user actually gave are applied)
+_TRAIN_FLAGS = {
+    "dataset": "dataset", "data_dir": "data_dir", "image_size": "image_size",
+    "batch_size": "batch_size", "steps": "steps", "epochs": "epochs", "seed": "seed",
+    "device": "device", "name": "name", "out_dir": "out_dir", "log_every": "log_every",
+}  # fmt: skip
+
+
+def _split_plugins(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a DCGAN with plugins",
+        description="Train a DCGAN (Radford et al. 2015). With no arguments: the embedded "
+        "'glyphs' dataset, offline, a few minutes on a laptop CPU.",
+    )
+    p.add_argument("--plugins", action="append", metavar="LIST",
+                   help="comma-separated plugins: names, module paths or ./file.py; "
+                   "no:NAME removes a default (progress, tensorboard, checkpoint, samples)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   dest="sets", help="set an option: steps=2000, minibatch.kernels=50")
+    p.add_argument("--config", metavar="TOML", help="TOML file of options")
+    p.add_argument("--resume", metavar="RUN_OR_CKPT",
+                   help="continue a run from its folder or a checkpoint file")
+    p.add_argument("--dataset", choices=DATASETS)
+    p.add_argument("--data-dir", help="folder holding (or receiving) the dataset")
+    p.add_argument("--no-download", dest="download", action="store_false", default=None,
+                   help="never try to download a missing dataset")
+    p.add_argument("--image-size", type=int, help="28, 32, 64, ... (default: native size)")
+    p.add_argument("--batch-size", type=int)
+    steps = p.add_mutually_exclusive_group()
+    steps.add_argument("--steps", type=int, help="number of D+G updates")
+    steps.add_argument("--epochs", type=float, help="alternative to --steps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--name", help="run folder name (default: DATASET-TIMESTAMP)")
+    p.add_argument("--out-dir", help="parent folder of runs (default: runs)")
+    p.add_argument("--log-every", type=int, help="steps between logged losses")
+    p.set_defaults(func=cmd_train)
+
+
+def train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Merge TOML file, --set and explicit flags (later wins)."""
+    options: dict[str, Any] = load_toml(args.config) if args.config else {}
+    options = merge(options, parse_sets(args.sets))
+    flags = {key: getattr(args, attr) for attr, key in _TRAIN_FLAGS.items()}
+    if args.download is not None:
+        flags["download"] = args.download
+    if flags.get("steps") is not None:
+        options.pop("epochs", None)
+    if flags.get("epochs") is not None:
+        options.pop("steps", None)
+    return merge(options, {k: v for k, v in flags.items() if v is not None})
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gantricks.run import prepare
+
+    trainer, ckpt = prepare(train_options(args), _split_plugins(args.plugins), args.resume)
+    print(
+        f"gantricks: {trainer.config.dataset} {trainer.data.image_size}px, "
+        f"{len(trainer.data)} images, {trainer.total_steps} steps of batch "
+        f"{trainer.config.batch_size} on {trainer.device}; plugins: "
+        f"{', '.join(trainer.plugins.plugins)}; run folder {trainer.run_dir}"
+        + (f"; resuming from step {ckpt['step']}" if ckpt else ""),
+        flush=True,
+    )
+    trainer.fit(resume=ckpt)
+    return 130 if trainer.stop_requested else 0
+
+
+def _add_plugins(sub: Any) -> None:
+    p = sub.add_parser("plugins", help="list available plugins and their options")
+    p.set_defaults(func=cmd_plugins)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from gantricks.plugin_manager import DEFAULT_PLUGINS, available, load_plugin
+
+    for name, ep in available().items():
+        try:
+            plugin = load_plugin(name)
+        except GantricksError as e:
+            print(f"{name}  [failed to load: {e}]")
+            continue
+        tag = " (on by default; no:" + name + " removes it)" if name in DEFAULT_PLUGINS else ""
+        print(f"{name}{tag}\n    {plugin.description}\n    from {ep.value}")
+        for key, default, desc in plugin.options_help():
+            print(f"    --set {name}.{key}={default}" + (f"  {desc}" if desc else ""))
+    print("\nAlso accepted by --plugins: a module path (mypkg.trick) or a file (./my_trick.py).")
+    return 0
+
+
+def _add_sample(sub: Any) -> None:
+    p = sub.add_parser("sample", help="write a grid of samples from a checkpoint")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", default="samples.png", help="output PNG (default samples.png)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    p.add_argument("--nrow", type=int, default=None, help="images per row (default √n)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from gantricks.run import load_models
+    from gantricks.sampling import fixed_noise, generate, save_grid
+
+    if args.n <= 0:
+        raise GantricksError(f"--n must be a positive number of samples, got {args.n}")
+    models, config, ckpt = load_models(args.checkpoint, args.device)
+    device = next(models.generator.parameters()).device
+    images = generate(models.generator, fixed_noise(args.n, config.nz, args.seed, device))
+    path = save_grid(images, args.out, args.nrow)
+    print(f"wrote {args.n} samples from {ckpt['path']} (step {ckpt['step']}) to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gantricks",
+        description="DCGAN training with the Improved-GAN tricks as plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"gantricks {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_plugins(sub)
+    _add_sample(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TrainingStopped as e:
+        print(f"gantricks: {e}", file=sys.stderr)
+        return 1
+    except GantricksError as e:
+        print(f"gantricks: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gantricks: stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,263 @@
+"""Datasets as uint8 tensors held on the training device, and a no-sync batch sampler.
+
+Every dataset is loaded once into a ``(N, C, H, W)`` uint8 tensor at the training image
+size. The sampler draws an epoch's permutation from its own seeded generator and slices
+batches on the device, converting to float in [-1, 1] there: no DataLoader workers, no
+per-step host transfer. Its state (generator, permutation, position) is checkpointed so a
+resumed run sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gantricks import glyphs
+from gantricks.errors import GantricksError
+
+NATIVE_SIZE = {
+    "glyphs": 28, "mnist": 28, "fashion-mnist": 28, "cifar10": 32, "svhn": 32,
+    "celeba": 64, "folder": 64,
+}  # fmt: skip
+
+# What a user must place where, for datasets that cannot be downloaded here.
+_EXPECTED_FILES = {
+    "mnist": ("MNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+              "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or the same names + .gz)"),
+    "fashion-mnist": ("FashionMNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                      "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or + .gz)"),
+    "cifar10": ("cifar-10-batches-py", "data_batch_1 ... data_batch_5, test_batch, batches.meta "
+                "(the extracted cifar-10-python.tar.gz)"),
+    "svhn": (".", "train_32x32.mat and test_32x32.mat"),
+    "celeba": ("celeba", "img_align_celeba/ and list_eval_partition.txt, "
+               "identity_CelebA.txt, list_attr_celeba.txt, list_bbox_celeba.txt, "
+               "list_landmarks_align_celeba.txt"),
+}  # fmt: skip
+
+
+@dataclass
+class ImageData:
+    """A dataset in memory: uint8 images ``(N, C, H, W)`` and optional int64 labels."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    num_classes: int | None
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def _missing(name: str, root: Path, reason: str) -> GantricksError:
+    sub, files = _EXPECTED_FILES[name]
+    where = (root / sub).resolve()
+    return GantricksError(
+        f"dataset {name!r} was not found under {str(root)!r} and could not be downloaded "
+        f"({reason}). Put {files} in {str(where)!r}, or pass --data-dir pointing at the "
+        f"folder that holds {sub!r}."
+    )
+
+
+def _torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[Any, Any]:
+    from torchvision import datasets
+
+    def make(dl: bool) -> Any:
+        if name == "mnist":
+            return datasets.MNIST(root, train=train, download=dl)
+        if name == "fashion-mnist":
+            return datasets.FashionMNIST(root, train=train, download=dl)
+        if name == "cifar10":
+            return datasets.CIFAR10(root, train=train, download=dl)
+        if name == "svhn":
+            return datasets.SVHN(root, split="train" if train else "test", download=dl)
+        if name == "celeba":
+            return datasets.CelebA(root, split="train" if train else "test", download=dl)
+        raise AssertionError(name)
+
+    try:
+        ds = make(False)
+    except Exception as not_found:  # torchvision raises RuntimeError or FileNotFoundError
+        if not download:
+            raise _missing(name, root, f"downloads are off: {not_found}") from None
+        try:
+            ds = make(True)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise _missing(name, root, f"download failed: {reason}") from None
+    return ds
+
+
+def _to_tensors(name: str, ds: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if name in ("mnist", "fashion-mnist"):
+        return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+    if name == "cifar10":
+        return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)
+    if name == "svhn":
+        return torch.from_numpy(ds.data).contiguous(), torch.from_numpy(ds.labels).long()
+    raise AssertionError(name)
+
+
+def _load_images_from_files(ds: Any, size: int, desc: str) -> torch.Tensor:
+    """Decode a file-backed dataset once, centre-cropped and resized to ``size``."""
+    from torch.utils.data import DataLoader
+    from torchvision import transforms
+    from tqdm import tqdm
+
+    tf = transforms.Compose(
+        [transforms.Resize(size), transforms.CenterCrop(size), transforms.PILToTensor()]
+    )
+    ds.transform = tf
+    loader = DataLoader(ds, batch_size=256, num_workers=2, collate_fn=lambda b: b)
+    out = torch.empty(len(ds), 3, size, size, dtype=torch.uint8)
+    i = 0
+    for batch in tqdm(loader, desc=desc, unit="batch"):
+        imgs = torch.stack([img.expand(3, -1, -1) for img, _ in batch])
+        out[i : i + len(batch)] = imgs
+        i += len(batch)
+    return out
+
+
+class _ImageFiles:
+    """Every image file under a folder (recursively, sorted), as an unlabelled dataset."""
+
+    def __init__(self, root: Path) -> None:
+        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_EXTS)
+        self.transform: Any = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        with Image.open(self.files[i]) as img:
+            return self.transform(img.convert("RGB")), 0
+
+
+_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def _folder(root: Path, size: int) -> torch.Tensor:
+    if not root.is_dir():
+        raise GantricksError(
+            f"--dataset folder reads images from --data-dir, but {str(root)!r} is not a folder"
+        )
+    ds = _ImageFiles(root)
+    if len(ds) == 0:
+        raise GantricksError(
+            f"no images ({', '.join(_IMAGE_EXTS)}) found under {str(root)!r} (searched recursively)"
+        )
+    return _load_images_from_files(ds, size, f"decoding {root}")
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a uint8 image tensor with antialiasing (done once, at load time)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = torch.empty(images.shape[0], images.shape[1], size, size, dtype=torch.uint8)
+    for start in range(0, images.shape[0], 4096):
+        chunk = images[start : start + 4096].float()
+        resized = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True,
+                                align_corners=False)
+        out[start : start + 4096] = resized.round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | Path = "data",
+    image_size: int | None = None,
+    train: bool = True,
+    download: bool = True,
+    seed: int = 0,
+) -> ImageData:
+    """Load a dataset split as uint8 tensors at ``image_size`` (default: native size)."""
+    root = Path(data_dir).expanduser()
+    size = image_size or NATIVE_SIZE[name]
+    labels: torch.Tensor | None
+    if name == "glyphs":
+        images, labels = glyphs.load(train, seed=seed)
+        num_classes: int | None = glyphs.NUM_CLASSES
+    elif name in ("mnist", "fashion-mnist", "cifar10", "svhn"):
+        images, labels = _to_tensors(name, _torchvision(name, root, train, download))
+        num_classes = 10
+    elif name == "celeba":
+        ds = _torchvision(name, root, train, download)
+        images = _load_images_from_files(ds, size, "decoding CelebA")
+        labels, num_classes = None, None
+    elif name == "folder":
+        images, labels, num_classes = _folder(root, size), None, None
+    else:
+        raise GantricksError(f"unknown dataset {name!r}; allowed: {', '.join(NATIVE_SIZE)}")
+    return ImageData(name, resize_uint8(images, size), labels, num_classes)
+
+
+def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], on whatever device the tensor is on."""
+    return images_uint8.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8, rounding exactly as a saved PNG would store it."""
+    return images.add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class BatchSampler:
+    """Endless shuffled batches from device-resident uint8 images, without host syncs."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int) -> None:
+        if images.shape[0] < batch_size:
+            raise GantricksError(
+                f"batch_size {batch_size} is larger than the dataset ({images.shape[0]} images)"
+            )
+        self.images = images
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.batches_per_epoch = images.shape[0] // batch_size  # the last partial batch is dropped
+        self.epoch = 0
+        self.position = 0
+        self.perm = self._new_perm()
+
+    def _new_perm(self) -> torch.Tensor:
+        perm = torch.randperm(self.images.shape[0], generator=self.generator)
+        return perm.to(self.images.device, non_blocking=True)
+
+    def next(self) -> torch.Tensor:
+        if self.position == self.batches_per_epoch:
+            self.epoch += 1
+            self.position = 0
+            self.perm = self._new_perm()
+        start = self.position * self.batch_size
+        idx = self.perm[start : start + self.batch_size]
+        self.position += 1
+        return to_float(self.images.index_select(0, idx))
+
+    @property
+    def epochs_done(self) -> float:
+        return self.epoch + self.position / self.batches_per_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.get_state(),
+            "perm": self.perm.cpu(),
+            "epoch": self.epoch,
+            "position": self.position,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.perm = state["perm"].to(self.images.device)
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])

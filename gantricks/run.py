@@ -1,0 +1,141 @@
+"""Assemble a run from options: config, plugins, data, run folder; or resume one.
+
+Precedence, lowest first: defaults < the checkpoint's config (when resuming) < the TOML
+file < ``--set`` < explicit command-line flags.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gantricks import checkpoint
+from gantricks.config import RunConfig, merge, to_json, validate_core
+from gantricks.data import NATIVE_SIZE, load_dataset
+from gantricks.errors import GantricksError
+from gantricks.models import Models, build_models
+from gantricks.plugin_manager import PluginManager, resolve_specs
+from gantricks.trainer import Trainer, resolve_device
+
+_CORE_KEYS = set(RunConfig.model_fields) - {"plugin_options"}
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Separate core options from per-plugin option tables."""
+    core: dict[str, Any] = {}
+    plugin: dict[str, dict[str, Any]] = {}
+    for key, value in options.items():
+        if key in _CORE_KEYS or not isinstance(value, dict):
+            core[key] = value
+        elif key == "plugin_options":
+            for name, opts in value.items():
+                plugin[name] = merge(plugin.get(name, {}), opts)
+        else:
+            plugin[key] = merge(plugin.get(key, {}), value)
+    return core, plugin
+
+
+def run_dir_of(ckpt_path: str | Path) -> Path:
+    """The run folder that holds a checkpoint file."""
+    p = Path(ckpt_path).resolve()
+    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+
+
+def _new_run_dir(config: RunConfig) -> Path:
+    name = config.name or f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = Path(config.out_dir) / name
+    path, k = base, 2
+    while path.exists() and any(path.iterdir()):
+        path, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return path
+
+
+def load_plugins(specs: list[str], options: dict[str, dict[str, Any]]) -> PluginManager:
+    """A plugin manager with exactly these (already resolved) plugins loaded."""
+    pm = PluginManager()
+    pm.load(specs, options)
+    return pm
+
+
+def prepare(
+    options: dict[str, Any],
+    plugins: list[str] | None = None,
+    resume: str | Path | None = None,
+    extra_plugins: list[tuple[Any, str]] | None = None,
+) -> tuple[Trainer, dict[str, Any] | None]:
+    """A ready trainer (and the checkpoint to resume from, if any).
+
+    :param options: core options and plugin option tables, already merged from file,
+        ``--set`` and flags.
+    :param plugins: requested plugin specs (defaults are added; ``no:NAME`` removes one).
+        ``None`` keeps the checkpoint's plugins when resuming, else only the defaults.
+    :param resume: a run folder or checkpoint file to continue.
+    :param extra_plugins: already-made plugin objects and names to register (API/tests).
+    """
+    ckpt = None
+    base: dict[str, Any] = {}
+    if resume is not None:
+        ckpt = checkpoint.load(resume)
+        base = dict(ckpt["config"])
+        base.pop("name", None)
+    core, plugin_opts = split_options(merge(base, options))
+    requested = plugins if plugins is not None else options.get("plugins")
+    if requested is not None:
+        specs = resolve_specs(list(requested))
+    elif ckpt is not None:
+        specs = list(base.get("plugins", []))  # saved already resolved (defaults, no:NAME)
+    else:
+        specs = resolve_specs([])
+    core["plugins"] = specs
+    config = validate_core(core)
+
+    pm = load_plugins(specs, plugin_opts)
+    for obj, name in extra_plugins or []:
+        pm.register(obj, name)
+    if config.image_size is None:
+        config.image_size = NATIVE_SIZE[config.dataset]
+    config.plugin_options = pm.resolved_options()
+
+    data = load_dataset(
+        config.dataset, config.data_dir, config.image_size, train=True, download=config.download
+    )
+    if ckpt is not None:
+        if (ckpt.get("image_size"), ckpt.get("channels")) != (data.image_size, data.channels):
+            raise GantricksError(
+                f"checkpoint {ckpt['path']!r} was trained on {ckpt.get('channels')}-channel "
+                f"{ckpt.get('image_size')}px images; this run's data is {data.channels}-channel "
+                f"{data.image_size}px ({config.dataset})"
+            )
+        run_dir = run_dir_of(ckpt["path"])
+    else:
+        run_dir = _new_run_dir(config)
+    config.name = run_dir.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, pm, data, run_dir)
+    (run_dir / "config.json").write_text(to_json(config) + "\n")
+    return trainer, ckpt
+
+
+def load_models(
+    ckpt_or_run: str | Path, device: str = "auto"
+) -> tuple[Models, RunConfig, dict[str, Any]]:
+    """Rebuild a checkpoint's models (with its model-changing plugins) for sampling.
+
+    Only ``gantricks_configure`` and ``gantricks_build_models`` run; no run folder,
+    logger or data is touched.
+    """
+    ckpt = checkpoint.load(ckpt_or_run)
+    config = validate_core({k: v for k, v in ckpt["config"].items() if k != "plugin_options"})
+    pm = load_plugins(config.plugins, ckpt["config"].get("plugin_options", {}))
+    pm.hook.gantricks_configure(config=config)
+    torch.manual_seed(config.seed)
+    models = build_models(config.nz, ckpt["channels"], ckpt["image_size"], config.ngf, config.ndf)
+    pm.hook.gantricks_build_models(models=models, config=config)
+    path = ckpt["path"]
+    checkpoint.load_module_state(models.generator, ckpt["generator"], "generator", path)
+    checkpoint.load_module_state(models.discriminator, ckpt["discriminator"], "discriminator", path)
+    models.to(resolve_device(device))
+    return models, config, ckpt

@@ -1,0 +1,52 @@
+"""Drawing images from a generator, and saving them as grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.utils import make_grid
+
+from gantricks.data import to_uint8
+
+
+def fixed_noise(n: int, nz: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The same ``n`` latent vectors for a given seed on every device (drawn on the CPU)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, nz, generator=gen).to(device)
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Images for ``z`` in [-1, 1], without changing the generator.
+
+    DCGAN samples are drawn with batch statistics, as during training (the generator stays
+    in train mode); its running-stat buffers are restored afterwards, so sampling never
+    changes a checkpoint or a resumed run.
+    """
+    saved = {name: buf.clone() for name, buf in generator.named_buffers()}
+    try:
+        out = [generator(chunk) for chunk in z.split(batch_size)]
+    finally:
+        buffers = dict(generator.named_buffers())
+        for name, value in saved.items():
+            buffers[name].copy_(value)
+    return torch.cat(out)
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
+    """(3, H, W) uint8 grid of float images in [-1, 1], quantised as a PNG stores them."""
+    n = images.shape[0]
+    nrow = nrow or max(1, int(n**0.5))
+    return make_grid(to_uint8(images.detach().cpu()), nrow=nrow, padding=2, pad_value=0)
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Save float images in [-1, 1] as one PNG grid."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = image_grid(images, nrow)
+    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path)
+    return path

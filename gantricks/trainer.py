@@ -1,0 +1,383 @@
+"""The DCGAN training loop. It reads top to bottom; every trick enters through a hook.
+
+One step: draw a real batch and z; generate; the discriminator sees the real and the
+generated batch separately and minimises the sum of its loss terms; the updated
+discriminator sees the generated batch again and the generator minimises the sum of its
+loss terms (non-saturating loss by default). Loss terms stay on the device and are
+averaged and read back only every ``log_every`` steps, so the loop never waits on the
+device between steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gantricks import checkpoint
+from gantricks.config import RunConfig
+from gantricks.data import BatchSampler, ImageData
+from gantricks.errors import GantricksError, PluginError, TrainingStopped
+from gantricks.models import Models, build_models
+from gantricks.plugin_manager import PluginManager
+from gantricks.sampling import fixed_noise, generate
+
+ONE = 1.0
+
+
+@dataclass
+class StepBatch:
+    """Everything one step computed, handed to the loss hooks.
+
+    ``fake`` carries gradients to the generator; the discriminator step saw
+    ``fake.detach()``. Fields computed later in the step are ``None`` until then.
+    """
+
+    real: torch.Tensor
+    z: torch.Tensor
+    fake: torch.Tensor
+    real_target: float | torch.Tensor = 1.0
+    fake_target: float | torch.Tensor = 0.0
+    real_logits: torch.Tensor | None = None
+    real_features: torch.Tensor | None = None
+    fake_logits: torch.Tensor | None = None
+    fake_features: torch.Tensor | None = None
+    gen_logits: torch.Tensor | None = None
+    gen_features: torch.Tensor | None = None
+
+
+def bce_logits(logits: torch.Tensor, target: float | torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of logits against a constant or per-example target."""
+    if not isinstance(target, torch.Tensor):
+        target = torch.full_like(logits, float(target))
+    return F.binary_cross_entropy_with_logits(logits, target.expand_as(logits))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GantricksError("--device cuda was asked for, but torch sees no CUDA device; "
+                             "use --device cpu or auto")
+    return torch.device(name)
+
+
+class Trainer:
+    """A DCGAN training run: models, optimisers, data, plugins and the loop."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        plugins: PluginManager,
+        data: ImageData,
+        run_dir: str | Path,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.hook = plugins.hook
+        self.data = data
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(config.device)
+        self.step = 0
+        self.stop_requested = False
+        self.hook.gantricks_configure(config=config)
+
+        torch.manual_seed(config.seed)
+        self.models: Models = build_models(
+            config.nz, data.channels, data.image_size, config.ngf, config.ndf
+        )
+        self.hook.gantricks_build_models(models=self.models, config=config)
+        self.models.to(self.device)
+        fused = self.device.type == "cuda"
+        self.opt_g = torch.optim.Adam(self.models.generator.parameters(), lr=config.lr_g,
+                                      betas=(config.beta1, config.beta2), fused=fused)
+        self.opt_d = torch.optim.Adam(self.models.discriminator.parameters(), lr=config.lr_d,
+                                      betas=(config.beta1, config.beta2), fused=fused)
+        self.sampler = BatchSampler(
+            data.images.to(self.device), config.batch_size, seed=config.seed + 1
+        )
+        self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 2)
+        self.total_steps = self._total_steps()
+        self._sums: dict[str, torch.Tensor] = {}
+        self._window_steps = 0
+        self._window_start = time.perf_counter()
+        self.last_scalars: dict[str, float] = {}
+        self._preview_key: tuple[int, int] | None = None
+        self._preview = torch.empty(0)
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _total_steps(self) -> int:
+        if self.config.steps is not None:
+            return self.config.steps
+        epochs = self.config.epochs if self.config.epochs is not None else 1.0
+        return max(1, math.ceil(epochs * self.sampler.batches_per_epoch))
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        return self.models.generator
+
+    @property
+    def discriminator(self) -> torch.nn.Module:
+        return self.models.discriminator
+
+    def sample_z(self, n: int) -> torch.Tensor:
+        """Latent vectors from the run's seeded noise generator (part of the checkpoint)."""
+        return torch.randn(n, self.config.nz, device=self.device, generator=self.noise)
+
+    def sample(self, z: torch.Tensor) -> torch.Tensor:
+        """Images for ``z`` without side effects on training state (see sampling.generate)."""
+        return generate(self.models.generator, z.to(self.device))
+
+    def preview(self, n: int = 64) -> torch.Tensor:
+        """Images from ``n`` fixed latent vectors (the same all run), computed once per step,
+        so several plugins showing samples at the same step share one forward pass."""
+        key = (self.step, n)
+        if self._preview_key != key:
+            z = fixed_noise(n, self.config.nz, seed=self.config.seed + 3, device=self.device)
+            self._preview = self.sample(z)
+            self._preview_key = key
+        return self._preview
+
+    # ----------------------------------------------------------------------- the loop
+    def fit(self, resume: dict[str, Any] | None = None) -> dict[str, float]:
+        """Train until ``total_steps``; return the last logged scalars.
+
+        ``resume`` is a loaded checkpoint (:func:`gantricks.checkpoint.load`): the run
+        continues from its step exactly as if it had never stopped.
+        """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            self.load_core_state(resume)
+            self._trim_metrics()
+        reason = "error"
+        try:
+            self.hook.gantricks_train_start(trainer=self)
+            if resume is not None:
+                self.load_plugin_state(resume)
+            with self._graceful_interrupt():
+                while self.step < self.total_steps and not self.stop_requested:
+                    self.train_step()
+                    self.step += 1
+                    self.hook.gantricks_step_end(trainer=self, step=self.step)
+                    if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                        self.log()
+                if self._window_steps:
+                    self.log()
+            reason = "interrupted" if self.stop_requested else "completed"
+        except KeyboardInterrupt:
+            reason = "aborted"
+            raise
+        except TrainingStopped:
+            reason = "nonfinite"
+            raise
+        except Exception as e:
+            raise self._blame(e) from e
+        finally:
+            self.hook.gantricks_train_end(trainer=self, reason=reason)
+        return self.last_scalars
+
+    def train_step(self) -> None:
+        """One discriminator update, then one generator update."""
+        G, D = self.models.generator, self.models.discriminator
+        real = self.sampler.next()
+        z = self.sample_z(real.shape[0])
+        fake = G(z)
+        batch = StepBatch(real=real, z=z, fake=fake)
+
+        # Discriminator: real and generated batches pass separately (all-real / all-fake BN).
+        targets = self.hook.gantricks_discriminator_targets(trainer=self, batch=batch)
+        if targets is not None:
+            batch.real_target, batch.fake_target = targets
+        batch.real_logits, batch.real_features = D(real)
+        batch.fake_logits, batch.fake_features = D(fake.detach())
+        d_terms = {
+            "real": bce_logits(batch.real_logits, batch.real_target),
+            "fake": bce_logits(batch.fake_logits, batch.fake_target),
+        }
+        self.hook.gantricks_discriminator_loss(trainer=self, terms=d_terms, batch=batch)
+        loss_d = self._minimise(self.opt_d, d_terms, "loss_d")
+        self.hook.gantricks_after_discriminator_step(trainer=self)
+
+        # Generator: the updated discriminator judges the same generated batch.
+        batch.gen_logits, batch.gen_features = D(fake)
+        g_terms = {"adv": bce_logits(batch.gen_logits, ONE)}
+        self.hook.gantricks_generator_loss(trainer=self, terms=g_terms, batch=batch)
+        loss_g = self._minimise(self.opt_g, g_terms, "loss_g")
+        self.hook.gantricks_after_generator_step(trainer=self)
+
+        self._accumulate({"loss_d": loss_d, "loss_g": loss_g})
+        self._window_steps += 1
+
+    def _minimise(
+        self, opt: torch.optim.Optimizer, terms: dict[str, torch.Tensor], prefix: str
+    ) -> torch.Tensor:
+        if not terms:
+            raise GantricksError(f"{prefix}: every loss term was removed by plugins")
+        loss = torch.stack([t.reshape(()) for t in terms.values()]).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        self._accumulate({f"{prefix}/{k}": v for k, v in terms.items()})
+        return loss.detach()
+
+    def _accumulate(self, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
+            value = value.detach().reshape(()).float()
+            if name in self._sums:
+                self._sums[name] += value
+            else:
+                self._sums[name] = value.clone()
+
+    # ------------------------------------------------------------------- logging
+    def log(self) -> dict[str, float]:
+        """Read the loss window back (the one host sync), write metrics.jsonl, call log hooks."""
+        if not self._window_steps:
+            return self.last_scalars
+        names = list(self._sums)
+        values = torch.stack([self._sums[n] for n in names]).div_(self._window_steps).tolist()
+        elapsed = time.perf_counter() - self._window_start
+        scalars = dict(zip(names, values, strict=True))
+        scalars["img_per_s"] = self._window_steps * self.config.batch_size / max(elapsed, 1e-9)
+        scalars["epoch"] = self.sampler.epochs_done
+        self._sums, self._window_steps = {}, 0
+        self._window_start = time.perf_counter()
+        self.hook.gantricks_log(trainer=self, step=self.step, scalars=scalars)
+        with (self.run_dir / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps({"step": self.step, "time": time.time(), **scalars}) + "\n")
+        self.last_scalars = scalars
+        bad = [n for n in names if not math.isfinite(scalars[n])]
+        if bad:
+            raise TrainingStopped(
+                f"training stopped: {', '.join(bad)} became non-finite (NaN or inf) in the "
+                f"{self.config.log_every} steps before step {self.step}. Try a lower learning "
+                "rate or a different seed; the last good checkpoint is kept."
+            )
+        return scalars
+
+    @contextmanager
+    def _graceful_interrupt(self) -> Iterator[None]:
+        """First Ctrl-C: finish the current step, save and stop. Second: stop at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            print("\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again "
+                  "to stop at once)", flush=True)
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _blame(self, error: Exception) -> Exception:
+        if isinstance(error, GantricksError):
+            return error
+        culprit = self.plugins.blame(error)
+        if culprit is None:
+            return error
+        return PluginError(culprit[0], culprit[1], error)
+
+    def _trim_metrics(self) -> None:
+        """Drop metrics.jsonl rows logged after the checkpoint we resume from."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        rows = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = [line for line in rows if json.loads(line).get("step", 0) <= self.step]
+        if len(kept) != len(rows):
+            path.write_text("".join(line + "\n" for line in kept))
+
+    # --------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly."""
+        return {
+            "step": self.step,
+            "config": self.config.model_dump(mode="json"),
+            "generator": self.models.generator.state_dict(),
+            "discriminator": self.models.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "noise": self.noise.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "plugins": self.plugins.call_each("gantricks_state_dict", trainer=self),
+            "image_size": self.data.image_size,
+            "channels": self.data.channels,
+        }
+
+    def save_checkpoint(self, path: str | Path, require_finite: bool = True) -> Path:
+        """Write a checkpoint atomically.
+
+        With ``require_finite`` (the default) the models' parameters are checked first, so
+        a NaN that appeared since the last log never overwrites the last good checkpoint:
+        the run stops as it would at the next log.
+        """
+        if require_finite and not self.parameters_finite():
+            raise TrainingStopped(
+                f"training stopped at step {self.step}: the model parameters became non-finite "
+                "(NaN or inf). Try a lower learning rate or another seed; the last good "
+                "checkpoint is kept."
+            )
+        return checkpoint.save_atomic(self.state_dict(), path)
+
+    def parameters_finite(self) -> bool:
+        """One device-to-host read: are all of G's and D's parameters finite?"""
+        params = [*self.models.generator.parameters(), *self.models.discriminator.parameters()]
+        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+
+    def load_core_state(self, ckpt: dict[str, Any]) -> None:
+        """Restore models, optimisers, data order, RNGs and step from a checkpoint."""
+        path = ckpt.get("path", "checkpoint")
+        checkpoint.load_module_state(self.models.generator, ckpt["generator"], "generator", path)
+        checkpoint.load_module_state(
+            self.models.discriminator, ckpt["discriminator"], "discriminator", path
+        )
+        try:
+            self.opt_g.load_state_dict(ckpt["opt_g"])
+            self.opt_d.load_state_dict(ckpt["opt_d"])
+        except (ValueError, KeyError) as e:
+            raise GantricksError(f"checkpoint {path!r}: optimiser state does not fit: {e}") from None
+        self.sampler.load_state_dict(ckpt["sampler"])
+        self.noise.set_state(ckpt["noise"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        self.step = int(ckpt["step"])
+
+    def load_plugin_state(self, ckpt: dict[str, Any]) -> None:
+        """Give each plugin its saved state; a plugin with state on only one side is an error."""
+        path = ckpt.get("path", "checkpoint")
+        saved = ckpt.get("plugins", {})
+        stateful = set(self.plugins.implementers("gantricks_state_dict"))
+        unknown = sorted(set(saved) - set(self.plugins.plugins))
+        if unknown:
+            raise GantricksError(
+                f"checkpoint {path!r} holds state of plugin(s) {', '.join(unknown)}, which "
+                f"are not enabled in this run; enable them with --plugins {','.join(unknown)}"
+            )
+        missing = sorted(n for n in stateful - set(saved)
+                         if self.plugins.call_one(n, "gantricks_state_dict", trainer=self))
+        if missing:
+            raise GantricksError(
+                f"checkpoint {path!r} has no state for plugin(s) {', '.join(missing)}: they "
+                "were not enabled when it was saved, so the run cannot continue exactly. "
+                "Resume without them or start a new run."
+            )
+        for name, state in saved.items():
+            self.plugins.call_one(name, "gantricks_load_state_dict", trainer=self, state=state)

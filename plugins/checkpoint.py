@@ -1,0 +1,51 @@
+"""Checkpoints in the run folder: last.pt every N steps, at the end and on Ctrl-C."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gantricks import Trainer, hookimpl
+
+
+class Plugin:
+    """Checkpoints in the run folder: last.pt every N steps, at the end and on Ctrl-C."""
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        every: int = Field(1000, ge=0, description="steps between saves of last.pt (0: end only)")
+        keep_every: int = Field(0, ge=0, description="also keep step_N.pt every N steps (0: no)")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.saved_step = -1
+
+    def _save(self, trainer: Trainer, name: str, require_finite: bool = True) -> None:
+        trainer.save_checkpoint(trainer.run_dir / "checkpoints" / name, require_finite)
+
+    @hookimpl
+    def gantricks_train_start(self, trainer: Trainer) -> None:
+        self.saved_step = trainer.step
+
+    @hookimpl(trylast=True)
+    def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
+        if self.config.every and step % self.config.every == 0:
+            self._save(trainer, "last.pt")
+            self.saved_step = step
+        if self.config.keep_every and step % self.config.keep_every == 0:
+            self._save(trainer, f"step_{step:07d}.pt")
+
+    @hookimpl
+    def gantricks_train_end(self, trainer: Trainer, reason: str) -> None:
+        folder = trainer.run_dir / "checkpoints"
+        if reason in ("completed", "interrupted"):
+            if self.saved_step != trainer.step:
+                self._save(trainer, "last.pt")
+                self.saved_step = trainer.step
+            if reason == "interrupted":
+                print(f"saved {folder / 'last.pt'} at step {trainer.step}; continue with "
+                      f"`gantricks train --resume {trainer.run_dir}`", flush=True)
+        elif reason == "nonfinite":
+            # Kept apart so last.pt stays the last good state.
+            self._save(trainer, "nonfinite.pt", require_finite=False)
+            print(f"saved the non-finite state to {folder / 'nonfinite.pt'} for inspection; "
+                  f"the last good checkpoint is {folder / 'last.pt'}", flush=True)
