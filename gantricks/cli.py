@@ -31,18 +31,37 @@ def _add_train(sub: Any) -> None:
         description="Train a DCGAN (Radford et al. 2015). With no arguments: the embedded "
         "'glyphs' dataset, offline, a few minutes on a laptop CPU.",
     )
-    p.add_argument("--plugins", action="append", metavar="LIST",
-                   help="comma-separated plugins: names, module paths or ./file.py; "
-                   "no:NAME removes a default (progress, tensorboard, checkpoint, samples)")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   dest="sets", help="set an option: steps=2000, minibatch.kernels=50")
+    p.add_argument(
+        "--plugins",
+        action="append",
+        metavar="LIST",
+        help="comma-separated plugins: names, module paths or ./file.py; "
+        "no:NAME removes a default (progress, tensorboard, checkpoint, samples)",
+    )
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="set an option: steps=2000, minibatch.kernels=50",
+    )
     p.add_argument("--config", metavar="TOML", help="TOML file of options")
-    p.add_argument("--resume", metavar="RUN_OR_CKPT",
-                   help="continue a run from its folder or a checkpoint file")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_OR_CKPT",
+        help="continue a run from its folder or a checkpoint file",
+    )
     p.add_argument("--dataset", choices=DATASETS)
     p.add_argument("--data-dir", help="folder holding (or receiving) the dataset")
-    p.add_argument("--no-download", dest="download", action="store_false", default=None,
-                   help="never try to download a missing dataset")
+    p.add_argument(
+        "--no-download",
+        dest="download",
+        action="store_false",
+        default=None,
+        help="never try to download a missing dataset",
+    )
     p.add_argument("--image-size", type=int, help="28, 32, 64, ... (default: native size)")
     p.add_argument("--batch-size", type=int)
     steps = p.add_mutually_exclusive_group()
@@ -163,4 +182,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -8,10 +8,10 @@ key and says what is allowed.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gantricks.errors import GantricksError
@@ -39,7 +39,7 @@ class RunConfig(BaseModel):
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     steps: int | None = Field(None, gt=0, description="training steps (D+G updates)")
-    epochs: float | None = Field(None, gt=0, description="alternative to steps")
+    epochs: float | None = Field(None, gt=0, description="alternative to steps (default 5)")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = Field(50, gt=0, description="steps between host-side logging")

@@ -169,8 +169,9 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     out = torch.empty(images.shape[0], images.shape[1], size, size, dtype=torch.uint8)
     for start in range(0, images.shape[0], 4096):
         chunk = images[start : start + 4096].float()
-        resized = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True,
-                                align_corners=False)
+        resized = F.interpolate(
+            chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
         out[start : start + 4096] = resized.round().clamp(0, 255).to(torch.uint8)
     return out
 

@@ -66,7 +66,9 @@ def generate(n: int, seed: int, chunk: int = 10_000) -> tuple[torch.Tensor, torc
         sl = slice(start, min(n, start + chunk))
         src = base[labels[sl] * len(_STROKES) + stroke[sl]]
         grid = F.affine_grid(theta[sl], [src.shape[0], 1, _CANVAS, _CANVAS], align_corners=False)
-        warped = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        warped = F.grid_sample(
+            src, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         small = F.avg_pool2d(warped, 2) * contrast[sl].view(-1, 1, 1, 1)
         images[sl] = (small * 255).round().clamp(0, 255).to(torch.uint8)
     return images, labels

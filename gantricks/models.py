@@ -14,6 +14,7 @@ full-size convolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ class Generator(nn.Module):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(True),
         ]
-        for w_in, w_out in zip(widths, widths[1:], strict=False):
+        for w_in, w_out in pairwise(widths):
             layers += [
                 nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(w_out),
@@ -58,7 +59,7 @@ class Discriminator(nn.Module):
             nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
         ]
-        for w_in, w_out in zip(widths, widths[1:], strict=False):
+        for w_in, w_out in pairwise(widths):
             layers += [
                 nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(w_out),

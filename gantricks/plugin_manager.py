@@ -188,9 +188,7 @@ class PluginManager:
                 plugin.name, plugin.config_model, options.get(plugin.name, {})
             )
             if plugin.factory is not None:
-                wants_config = plugin.config_model is not None and _accepts_argument(
-                    plugin.factory
-                )
+                wants_config = plugin.config_model is not None and _accepts_argument(plugin.factory)
                 plugin.obj = plugin.factory(plugin.config) if wants_config else plugin.factory()
             else:
                 plugin.obj = plugin.module

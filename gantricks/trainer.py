@@ -33,6 +33,8 @@ from gantricks.plugin_manager import PluginManager
 from gantricks.sampling import fixed_noise, generate
 
 ONE = 1.0
+#: Length of a run when neither steps nor epochs is given (glyphs: ~2,300 steps, minutes on a CPU).
+DEFAULT_EPOCHS = 5.0
 
 
 @dataclass
@@ -67,8 +69,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise GantricksError("--device cuda was asked for, but torch sees no CUDA device; "
-                             "use --device cpu or auto")
+        raise GantricksError(
+            "--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto"
+        )
     return torch.device(name)
 
 
@@ -99,10 +102,18 @@ class Trainer:
         self.hook.gantricks_build_models(models=self.models, config=config)
         self.models.to(self.device)
         fused = self.device.type == "cuda"
-        self.opt_g = torch.optim.Adam(self.models.generator.parameters(), lr=config.lr_g,
-                                      betas=(config.beta1, config.beta2), fused=fused)
-        self.opt_d = torch.optim.Adam(self.models.discriminator.parameters(), lr=config.lr_d,
-                                      betas=(config.beta1, config.beta2), fused=fused)
+        self.opt_g = torch.optim.Adam(
+            self.models.generator.parameters(),
+            lr=config.lr_g,
+            betas=(config.beta1, config.beta2),
+            fused=fused,
+        )
+        self.opt_d = torch.optim.Adam(
+            self.models.discriminator.parameters(),
+            lr=config.lr_d,
+            betas=(config.beta1, config.beta2),
+            fused=fused,
+        )
         self.sampler = BatchSampler(
             data.images.to(self.device), config.batch_size, seed=config.seed + 1
         )
@@ -119,7 +130,7 @@ class Trainer:
     def _total_steps(self) -> int:
         if self.config.steps is not None:
             return self.config.steps
-        epochs = self.config.epochs if self.config.epochs is not None else 1.0
+        epochs = self.config.epochs if self.config.epochs is not None else DEFAULT_EPOCHS
         return max(1, math.ceil(epochs * self.sampler.batches_per_epoch))
 
     @property
@@ -275,8 +286,11 @@ class Trainer:
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
-            print("\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again "
-                  "to stop at once)", flush=True)
+            print(
+                "\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again "
+                "to stop at once)",
+                flush=True,
+            )
 
         previous = signal.signal(signal.SIGINT, handler)
         try:
@@ -352,7 +366,9 @@ class Trainer:
             self.opt_g.load_state_dict(ckpt["opt_g"])
             self.opt_d.load_state_dict(ckpt["opt_d"])
         except (ValueError, KeyError) as e:
-            raise GantricksError(f"checkpoint {path!r}: optimiser state does not fit: {e}") from None
+            raise GantricksError(
+                f"checkpoint {path!r}: optimiser state does not fit this run: {e}"
+            ) from None
         self.sampler.load_state_dict(ckpt["sampler"])
         self.noise.set_state(ckpt["noise"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -371,8 +387,11 @@ class Trainer:
                 f"checkpoint {path!r} holds state of plugin(s) {', '.join(unknown)}, which "
                 f"are not enabled in this run; enable them with --plugins {','.join(unknown)}"
             )
-        missing = sorted(n for n in stateful - set(saved)
-                         if self.plugins.call_one(n, "gantricks_state_dict", trainer=self))
+        missing = sorted(
+            n
+            for n in stateful - set(saved)
+            if self.plugins.call_one(n, "gantricks_state_dict", trainer=self)
+        )
         if missing:
             raise GantricksError(
                 f"checkpoint {path!r} has no state for plugin(s) {', '.join(missing)}: they "

@@ -42,10 +42,16 @@ class Plugin:
                 self._save(trainer, "last.pt")
                 self.saved_step = trainer.step
             if reason == "interrupted":
-                print(f"saved {folder / 'last.pt'} at step {trainer.step}; continue with "
-                      f"`gantricks train --resume {trainer.run_dir}`", flush=True)
+                print(
+                    f"saved {folder / 'last.pt'} at step {trainer.step}; continue with "
+                    f"`gantricks train --resume {trainer.run_dir}`",
+                    flush=True,
+                )
         elif reason == "nonfinite":
             # Kept apart so last.pt stays the last good state.
             self._save(trainer, "nonfinite.pt", require_finite=False)
-            print(f"saved the non-finite state to {folder / 'nonfinite.pt'} for inspection; "
-                  f"the last good checkpoint is {folder / 'last.pt'}", flush=True)
+            print(
+                f"saved the non-finite state to {folder / 'nonfinite.pt'} for inspection; "
+                f"the last good checkpoint is {folder / 'last.pt'}",
+                flush=True,
+            )

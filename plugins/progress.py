@@ -16,8 +16,12 @@ class Plugin:
     @hookimpl
     def gantricks_train_start(self, trainer: Trainer) -> None:
         self.bar = tqdm(
-            total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True,
-            desc=trainer.run_dir.name, mininterval=0.5,
+            total=trainer.total_steps,
+            initial=trainer.step,
+            unit="step",
+            dynamic_ncols=True,
+            desc=trainer.run_dir.name,
+            mininterval=0.5,
         )
 
     @hookimpl
@@ -41,6 +45,9 @@ class Plugin:
             self.bar = None
         s = trainer.last_scalars
         if s:
-            print(f"{reason} at step {trainer.step}: loss_d {s['loss_d']:.4f}, "
-                  f"loss_g {s['loss_g']:.4f}, {s['img_per_s']:.0f} img/s; "
-                  f"run folder {trainer.run_dir}", flush=True)
+            print(
+                f"{reason} at step {trainer.step}: loss_d {s['loss_d']:.4f}, "
+                f"loss_g {s['loss_g']:.4f}, {s['img_per_s']:.0f} img/s; "
+                f"run folder {trainer.run_dir}",
+                flush=True,
+            )

@@ -20,7 +20,8 @@ class Plugin:
         self.config = config
 
     def _save(self, trainer: Trainer, step: int) -> None:
-        save_grid(trainer.preview(self.config.n), trainer.run_dir / "samples" / f"step_{step:07d}.png")
+        path = trainer.run_dir / "samples" / f"step_{step:07d}.png"
+        save_grid(trainer.preview(self.config.n), path)
 
     @hookimpl
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:

@@ -1,0 +1,172 @@
+"""Checkpoints: atomic writes, clear errors, exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from gantricks import GantricksError, checkpoint
+from gantricks.run import prepare
+
+from .conftest import QUIET
+
+
+def test_atomic_write_keeps_previous_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoint.save_atomic({"step": 1}, path)
+
+    def exploding_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", exploding_save)
+    with pytest.raises(OSError):
+        checkpoint.save_atomic({"step": 2}, path)
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"\x00not a checkpoint at all")
+    with pytest.raises(GantricksError, match="corrupt or not a checkpoint"):
+        checkpoint.load(bad)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(GantricksError, match="not a gantricks checkpoint"):
+        checkpoint.load(tmp_path / "other.pt")
+    with pytest.raises(GantricksError, match="does not exist"):
+        checkpoint.load(tmp_path / "missing.pt")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(GantricksError, match="without a checkpoint"):
+        checkpoint.load(tmp_path / "run")
+
+
+def _params(trainer):
+    return {
+        **{f"g.{k}": v for k, v in trainer.models.generator.state_dict().items()},
+        **{f"d.{k}": v for k, v in trainer.models.discriminator.state_dict().items()},
+    }
+
+
+def test_resume_continues_exactly(tiny):
+    """2N steps in one go == N steps, stop, resume for N more (CPU, bit for bit)."""
+    full, _ = prepare({**tiny, "steps": 8, "name": "full"}, plugins=QUIET)
+    full.fit()
+    half, _ = prepare({**tiny, "steps": 4, "name": "half"}, plugins=QUIET)
+    half.fit()
+    assert (half.run_dir / "checkpoints" / "last.pt").is_file()
+    resumed, ckpt = prepare({"steps": 8}, resume=half.run_dir)
+    assert resumed.run_dir == half.run_dir and ckpt["step"] == 4
+    resumed.fit(resume=ckpt)
+    a, b = _params(full), _params(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    for opt in ("opt_g", "opt_d"):
+        sa = getattr(full, opt).state_dict()["state"]
+        sb = getattr(resumed, opt).state_dict()["state"]
+        for i in sa:
+            assert torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"])
+    rows = [json.loads(x) for x in (half.run_dir / "metrics.jsonl").read_text().splitlines()]
+    full_rows = [json.loads(x) for x in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6, 8]
+    assert [r["loss_g"] for r in rows] == [r["loss_g"] for r in full_rows]
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(tiny):
+    t, _ = prepare({**tiny, "steps": 4, "checkpoint": {"every": 2, "keep_every": 2}}, plugins=QUIET)
+    t.fit()
+    ckpt_dir = t.run_dir / "checkpoints"
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == [
+        "last.pt",
+        "step_0000002.pt",
+        "step_0000004.pt",
+    ]
+    resumed, ckpt = prepare({"steps": 6}, resume=ckpt_dir / "step_0000002.pt")
+    assert ckpt["step"] == 2
+    resumed.fit(resume=ckpt)
+    steps = [json.loads(x)["step"] for x in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
+
+
+def test_architecture_mismatch_is_a_clear_error(tiny):
+    t, _ = prepare({**tiny, "steps": 1}, plugins=QUIET)
+    t.fit()
+    with pytest.raises(GantricksError, match="architecture differs"):
+        r, ckpt = prepare({"ngf": 16, "steps": 2}, resume=t.run_dir)
+        r.fit(resume=ckpt)
+    with pytest.raises(GantricksError, match=r"1-channel 28px"):
+        prepare({"image_size": 32, "steps": 2}, resume=t.run_dir)
+
+
+def test_missing_plugin_state_is_a_clear_error(tiny, tmp_path):
+    src = (
+        "from gantricks import hookimpl\nimport torch\n"
+        "@hookimpl\ndef gantricks_state_dict(trainer):\n    return {'x': torch.ones(1)}\n"
+        "@hookimpl\ndef gantricks_load_state_dict(trainer, state):\n    pass\n"
+    )
+    plugin = tmp_path / "stateful.py"
+    plugin.write_text(src)
+    t, _ = prepare({**tiny, "steps": 1}, plugins=[*QUIET, str(plugin)])
+    t.fit()
+    assert "stateful" in checkpoint.load(t.run_dir)["plugins"]
+    r, ckpt = prepare({"steps": 2}, plugins=QUIET, resume=t.run_dir)
+    with pytest.raises(GantricksError, match=r"plugin\(s\) stateful, which are not enabled"):
+        r.fit(resume=ckpt)
+    plain, _ = prepare({**tiny, "steps": 1, "name": "plain"}, plugins=QUIET)
+    plain.fit()
+    r, ckpt = prepare({"steps": 2}, plugins=[*QUIET, str(plugin)], resume=plain.run_dir)
+    with pytest.raises(GantricksError, match=r"no state for plugin\(s\) stateful"):
+        r.fit(resume=ckpt)
+
+
+def test_plugin_missing_from_environment_on_resume(tiny, tmp_path):
+    plugin = tmp_path / "gone.py"
+    plugin.write_text("from gantricks import hookimpl\n")
+    t, _ = prepare({**tiny, "steps": 1}, plugins=[*QUIET, str(plugin)])
+    t.fit()
+    os.remove(plugin)
+    with pytest.raises(GantricksError, match=r"gone\.py"):
+        prepare({"steps": 2}, resume=t.run_dir)
+
+
+def test_nonfinite_loss_stops_with_checkpoint_and_keeps_last_good(tiny, tmp_path):
+    from gantricks import TrainingStopped
+
+    poison = tmp_path / "poison.py"
+    poison.write_text(
+        "from gantricks import hookimpl\n"
+        "@hookimpl\ndef gantricks_generator_loss(trainer, terms, batch):\n"
+        "    if trainer.step >= 4:\n"
+        "        terms['adv'] = terms['adv'] * float('nan')\n"
+    )
+    t, _ = prepare({**tiny, "steps": 10, "checkpoint": {"every": 2}}, plugins=[*QUIET, str(poison)])
+    with pytest.raises(TrainingStopped, match="non-finite"):
+        t.fit()
+    ckpts = Path(t.run_dir / "checkpoints")
+    last = checkpoint.load(ckpts / "last.pt")
+    assert last["step"] == 4
+    assert all(torch.isfinite(v).all() for v in last["generator"].values() if v.is_floating_point())
+    assert (ckpts / "nonfinite.pt").is_file()
+
+
+def test_interrupt_finishes_step_and_saves(tiny):
+    import signal
+
+    from gantricks import hookimpl
+
+    class CtrlC:
+        @hookimpl
+        def gantricks_step_end(self, step):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    t, _ = prepare({**tiny, "steps": 10}, plugins=QUIET, extra_plugins=[(CtrlC(), "c")])
+    t.fit()
+    assert t.step == 3 and t.stop_requested
+    assert checkpoint.load(t.run_dir)["step"] == 3

@@ -1,0 +1,76 @@
+"""Option parsing and precedence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gantricks import GantricksError
+from gantricks.cli import build_parser, train_options
+from gantricks.config import base_for, parse_sets, parse_value
+
+
+def test_parse_value_types():
+    assert parse_value("3") == 3
+    assert parse_value("2e-4") == 2e-4
+    assert parse_value("true") is True
+    assert parse_value("[1, 2]") == [1, 2]
+    assert parse_value("l2sq") == "l2sq"
+    assert parse_value('"quoted"') == "quoted"
+
+
+def test_parse_sets_nested():
+    assert parse_sets(["steps=10", "minibatch.kernels=50", "minibatch.kernel_dim=5"]) == {
+        "steps": 10,
+        "minibatch": {"kernels": 50, "kernel_dim": 5},
+    }
+    with pytest.raises(GantricksError, match="KEY=VALUE"):
+        parse_sets(["steps"])
+
+
+def test_base_for_sizes():
+    assert base_for(28) == (7, 2)
+    assert base_for(32) == (4, 3)
+    assert base_for(64) == (4, 4)
+    assert base_for(128) == (4, 5)
+    with pytest.raises(ValueError, match="48"):
+        base_for(48)
+
+
+def test_precedence_file_then_set_then_flags(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("steps = 100\nbatch_size = 32\nseed = 1\n[samples]\nevery = 7\n")
+    args = build_parser().parse_args(
+        ["train", "--config", str(cfg), "--set", "batch_size=64", "samples.n=16", "--seed", "5"]
+    )
+    opts = train_options(args)
+    assert opts == {"steps": 100, "batch_size": 64, "seed": 5, "samples": {"every": 7, "n": 16}}
+
+
+def test_epochs_flag_overrides_steps_from_file(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("steps = 100\n")
+    args = build_parser().parse_args(["train", "--config", str(cfg), "--epochs", "2"])
+    assert train_options(args) == {"epochs": 2.0}
+
+
+def test_bad_toml_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("steps = = 3\n")
+    args = build_parser().parse_args(["train", "--config", str(cfg)])
+    with pytest.raises(GantricksError, match="not valid TOML"):
+        train_options(args)
+    args = build_parser().parse_args(["train", "--config", str(tmp_path / "none.toml")])
+    with pytest.raises(GantricksError, match="does not exist"):
+        train_options(args)
+
+
+def test_resolved_config_written(tiny):
+    from gantricks.run import prepare
+
+    trainer, _ = prepare({**tiny, "steps": 1})
+    saved = json.loads((trainer.run_dir / "config.json").read_text())
+    assert saved["image_size"] == 28 and saved["steps"] == 1
+    assert saved["plugins"] == ["progress", "tensorboard", "checkpoint", "samples"]
+    assert saved["plugin_options"]["samples"] == {"every": 500, "n": 64}

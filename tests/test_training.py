@@ -1,0 +1,166 @@
+"""A short real run: losses move, samples change, the run folder is complete; the CLI works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from gantricks import checkpoint
+from gantricks.cli import main
+from gantricks.run import prepare
+
+from .conftest import SHARED_DATA, mnist_available
+
+
+def test_short_glyphs_run_learns_and_writes_everything(tiny):
+    opts = {
+        **tiny,
+        "steps": 60,
+        "log_every": 10,
+        "batch_size": 32,
+        "ngf": 16,
+        "ndf": 16,
+        "samples": {"every": 30},
+        "tensorboard": {"images_every": 30},
+    }
+    trainer, _ = prepare(opts)
+    g0 = [p.detach().clone() for p in trainer.models.generator.parameters()]
+    first = trainer.preview(16).clone()
+    trainer.fit()
+    run = trainer.run_dir
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(10, 61, 10))
+    # Losses move: D quickly learns to separate real from generated; G's loss rises with it.
+    assert rows[0]["loss_d"] != pytest.approx(rows[-1]["loss_d"], abs=1e-3)
+    assert min(r["loss_d"] for r in rows) < 1.2
+    assert all(r["img_per_s"] > 0 for r in rows)
+    # Samples change, and generated images start to look like glyphs: mostly dark background.
+    last = trainer.preview(16)
+    assert (last - first).abs().mean() > 0.05
+    assert not all(
+        torch.equal(a, b) for a, b in zip(g0, trainer.models.generator.parameters(), strict=True)
+    )
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step_0000030.png",
+        "step_0000060.png",
+    ]
+    with Image.open(run / "samples" / "step_0000060.png") as img:
+        assert img.size == (8 * 30 + 2, 8 * 30 + 2)
+    assert json.loads((run / "config.json").read_text())["steps"] == 60
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "tb").iterdir())
+    assert checkpoint.load(run)["step"] == 60
+
+
+def test_tensorboard_has_every_loss_term(tiny):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer, _ = prepare(
+        {**tiny, "steps": 4, "tensorboard": {"images_every": 2}}, plugins=["no:progress"]
+    )
+    trainer.fit()
+    acc = EventAccumulator(str(trainer.run_dir / "tb"))
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"loss_d", "loss_g", "loss_d/real", "loss_d/fake", "loss_g/adv", "img_per_s"} <= set(
+        tags["scalars"]
+    )
+    assert [e.step for e in acc.Scalars("loss_g")] == [2, 4]
+    assert "samples" in tags["images"]
+    assert "config/text_summary" in tags["tensors"]
+
+
+def test_cli_train_sample_and_plugins(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(
+        [
+            "train",
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--set",
+            "ngf=8",
+            "ndf=8",
+            "--out-dir",
+            str(out),
+            "--name",
+            "cli",
+            "--plugins",
+            "no:tensorboard",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(out / "cli"), "--n", "10", "--out", str(grid), "--nrow", "5"]) == 0
+    with Image.open(grid) as img:
+        assert img.size == (5 * 30 + 2, 2 * 30 + 2)
+    assert main(["plugins"]) == 0
+    listing = capsys.readouterr().out
+    assert "tensorboard (on by default" in listing and "--set samples.every=500" in listing
+
+
+def test_cli_errors_are_one_paragraph_and_exit_2(tmp_path, capsys):
+    assert main(["train", "--plugins", "nosuch", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gantricks: error: unknown plugin 'nosuch'") and err.count("\n") == 1
+    assert main(["train", "--set", "samples.evry=3", "--out-dir", str(tmp_path)]) == 2
+    assert "samples.evry" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path / "nothing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "none"),
+            "--no-download",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "gantricks", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("gantricks ")
+
+
+@pytest.mark.skipif(not mnist_available(), reason="shared MNIST not present")
+def test_train_on_shared_mnist(tiny):
+    trainer, _ = prepare(
+        {
+            **tiny,
+            "dataset": "mnist",
+            "data_dir": str(SHARED_DATA),
+            "download": False,
+            "steps": 4,
+            "image_size": 32,
+        },
+        plugins=["no:progress", "no:tensorboard"],
+    )
+    trainer.fit()
+    assert trainer.data.images.shape == (60_000, 1, 32, 32)
+    assert trainer.preview(4).shape == (4, 1, 32, 32)
+
+
+@pytest.mark.slow
+def test_default_run_improves_samples(tmp_path):
+    """The README's first run, shortened: D and G stay in balance over 1500 steps."""
+    trainer, _ = prepare(
+        {"out_dir": str(tmp_path), "steps": 1500, "device": "cpu"}, plugins=["no:progress"]
+    )
+    trainer.fit()
+    rows = [json.loads(x) for x in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(0.05 < r["loss_d"] < 2.0 for r in rows[-5:])
