@@ -70,7 +70,10 @@ def base_for(image_size: int) -> tuple[int, int]:
 
 
 def parse_value(text: str) -> Any:
-    """Parse a --set value as a TOML literal (1, 0.5, true, [1, 2], "s"); else a string."""
+    """Parse a --set value as a TOML literal (1, 0.5, true, [1, 2], "s"), ``none`` as
+    unset (TOML has no null); anything else is a string."""
+    if text.strip() == "none":
+        return None
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

@@ -53,7 +53,7 @@ class LoadedPlugin:
             return []
         rows = []
         for key, info in self.config_model.model_fields.items():
-            default = "required" if info.is_required() else repr(info.get_default())
+            default = "required" if info.is_required() else _toml_literal(info.get_default())
             rows.append((key, default, info.description or ""))
         return rows
 
@@ -263,6 +263,15 @@ class PluginManager:
                 return hit
             tb = tb.tb_next
         return None
+
+
+def _toml_literal(value: Any) -> str:
+    """How a default is written with --set (true, 0.9, l2sq); unset defaults as 'none'."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def hook_names() -> list[str]:

@@ -18,6 +18,7 @@ def test_parse_value_types():
     assert parse_value("[1, 2]") == [1, 2]
     assert parse_value("l2sq") == "l2sq"
     assert parse_value('"quoted"') == "quoted"
+    assert parse_value("none") is None
 
 
 def test_parse_sets_nested():

@@ -1,0 +1,109 @@
+"""Feature matching: G matches the mean of D's features on real and generated images."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from gantricks import GantricksError, StepBatch, Trainer, hookimpl
+
+
+def feature_matching_loss(
+    real_features: torch.Tensor, fake_features: torch.Tensor, norm: str = "l2sq"
+) -> torch.Tensor:
+    """‖mean f(real) − mean f(fake)‖²₂ (``l2sq``, the paper) or mean |difference| (``l1``,
+    the authors' CIFAR-10 code). Means are over the batch; ``real_features`` should be
+    detached by the caller."""
+    diff = real_features.flatten(1).mean(0) - fake_features.flatten(1).mean(0)
+    if norm == "l2sq":
+        return diff.square().sum()
+    if norm == "l1":
+        return diff.abs().mean()
+    raise ValueError(f"unknown norm {norm!r}")
+
+
+class Plugin:
+    """Feature matching: G matches the mean of D's features on real and generated images.
+
+    Salimans et al. (2016), section 3.1: the generator minimises
+    ‖E_x f(x) − E_z f(G(z))‖²₂, where f are the discriminator's activations at an
+    intermediate layer. By default f is the last layer before the output (D's trunk) and
+    the objective replaces the adversarial generator loss, as in the paper.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        layer: int = Field(
+            -1, description="D conv block whose activations are matched (1 = first; -1 = last)"
+        )
+        norm: Literal["l2sq", "l1"] = Field(
+            "l2sq", description="l2sq: squared L2 (paper); l1: mean |diff| (authors' code)"
+        )
+        mode: Literal["replace", "add"] = Field(
+            "replace", description="replace the adversarial G loss, or add to it"
+        )
+        weight: float = Field(1.0, gt=0, description="weight of the feature-matching term")
+        real_features: Literal["current", "discriminator_step"] = Field(
+            "current",
+            description="current: f(real) from the updated D (as the authors' code); "
+            "discriminator_step: reuse the D step's (one D forward cheaper)",
+        )
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.captured: list[torch.Tensor] = []
+        self.handle: torch.utils.hooks.RemovableHandle | None = None
+
+    @hookimpl
+    def gantricks_train_start(self, trainer: Trainer) -> None:
+        if self.config.layer == -1:
+            return  # D's trunk output is already in the StepBatch
+        trunk = trainer.discriminator.features
+        if getattr(trunk, "reference", None) is not None:
+            # A reference batch (virtual batch norm in D) would be mixed into the means.
+            raise GantricksError(
+                f"feature_matching.layer={self.config.layer} cannot be used while D's trunk "
+                "runs on a reference batch (virtual_batchnorm.discriminator=true); use "
+                "feature_matching.layer=-1"
+            )
+        blocks = [m for m in trunk.modules() if isinstance(m, nn.LeakyReLU)]
+        if not 1 <= self.config.layer <= len(blocks):
+            raise GantricksError(
+                f"feature_matching.layer={self.config.layer} is not a discriminator block; "
+                f"allowed: 1..{len(blocks)} or -1 (the last)"
+            )
+        self.handle = blocks[self.config.layer - 1].register_forward_hook(self._capture)
+
+    def _capture(self, module: nn.Module, args: object, output: torch.Tensor) -> None:
+        self.captured.append(output)
+
+    @hookimpl
+    def gantricks_discriminator_targets(self) -> None:
+        self.captured.clear()  # a new step begins: D(real), D(fake), D(fake) for G follow
+
+    @hookimpl
+    def gantricks_generator_loss(
+        self, trainer: Trainer, terms: dict[str, torch.Tensor], batch: StepBatch
+    ) -> None:
+        hooked = self.handle is not None
+        fake = self.captured[-1] if hooked else batch.gen_features
+        if self.config.real_features == "discriminator_step":
+            real = self.captured[0] if hooked else batch.real_features
+        else:
+            with torch.no_grad():
+                _, real = trainer.discriminator(batch.real)
+            real = self.captured[-1] if hooked else real
+        loss = self.config.weight * feature_matching_loss(real.detach(), fake, self.config.norm)
+        if self.config.mode == "replace":
+            terms.pop("adv", None)
+        terms["feature_matching"] = loss
+
+    @hookimpl
+    def gantricks_train_end(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+        self.captured.clear()

@@ -1,0 +1,114 @@
+"""Historical averaging: λ‖θ − mean of past θ‖² added to each chosen player's loss."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from gantricks import GantricksError, Trainer, hookimpl
+
+
+class RunningMean:
+    """The mean of every value a player's parameters have taken, updated in place.
+
+    After ``t`` recorded values θ_1..θ_t (the first at the start of training, then one after
+    each of the player's updates) ``means`` holds (1/t) Σ θ_i.
+    """
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.params = params
+        self.means = [p.detach().clone() for p in params]
+        self.count = 1
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.count += 1
+        torch._foreach_lerp_(self.means, [p.detach() for p in self.params], 1.0 / self.count)
+
+    def penalty(self) -> torch.Tensor:
+        """‖θ − mean‖², summed over every parameter; its gradient is 2(θ − mean)."""
+        return torch.stack(
+            [(p - m).square().sum() for p, m in zip(self.params, self.means, strict=True)]
+        ).sum()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"means": [m.clone() for m in self.means], "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        means = state["means"]
+        if len(means) != len(self.means) or any(
+            a.shape != b.shape for a, b in zip(means, self.means, strict=True)
+        ):
+            raise GantricksError(
+                "historical_averaging: the saved running means do not match this model's parameters"
+            )
+        for m, saved in zip(self.means, means, strict=True):
+            m.copy_(saved)
+        self.count = int(state["count"])
+
+
+class Plugin:
+    """Historical averaging: λ‖θ − mean of past θ‖² added to each chosen player's loss.
+
+    Salimans et al. (2016), section 3.3: each player's cost includes
+    ‖θ − (1/t) Σ_{i=1..t} θ[i]‖², θ[i] being its parameters at past time i. The running
+    mean is updated after each of the player's steps and saved in checkpoints.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        players: Literal["both", "generator", "discriminator"] = Field(
+            "both", description="whose loss gets the term"
+        )
+        weight_g: float = Field(1.0, ge=0, description="λ for the generator")
+        weight_d: float = Field(1.0, ge=0, description="λ for the discriminator")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.avg: dict[str, RunningMean] = {}
+
+    def _players(self) -> list[str]:
+        p = self.config.players
+        return ["generator", "discriminator"] if p == "both" else [p]
+
+    @hookimpl
+    def gantricks_train_start(self, trainer: Trainer) -> None:
+        for player in self._players():
+            module = getattr(trainer, player)
+            self.avg[player] = RunningMean([p for p in module.parameters() if p.requires_grad])
+
+    @hookimpl
+    def gantricks_discriminator_loss(self, terms: dict[str, torch.Tensor]) -> None:
+        if "discriminator" in self.avg:
+            terms["hist_avg"] = self.config.weight_d * self.avg["discriminator"].penalty()
+
+    @hookimpl
+    def gantricks_after_discriminator_step(self) -> None:
+        if "discriminator" in self.avg:
+            self.avg["discriminator"].update()
+
+    @hookimpl
+    def gantricks_generator_loss(self, terms: dict[str, torch.Tensor]) -> None:
+        if "generator" in self.avg:
+            terms["hist_avg"] = self.config.weight_g * self.avg["generator"].penalty()
+
+    @hookimpl
+    def gantricks_after_generator_step(self) -> None:
+        if "generator" in self.avg:
+            self.avg["generator"].update()
+
+    @hookimpl
+    def gantricks_state_dict(self) -> dict[str, Any]:
+        return {player: avg.state_dict() for player, avg in self.avg.items()}
+
+    @hookimpl
+    def gantricks_load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != set(self.avg):
+            raise GantricksError(
+                f"historical_averaging: the checkpoint averages {sorted(state)}, this run "
+                f"averages {sorted(self.avg)} (option historical_averaging.players)"
+            )
+        for player, avg in self.avg.items():
+            avg.load_state_dict(state[player])

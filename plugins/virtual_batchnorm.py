@@ -1,0 +1,126 @@
+"""Virtual batch norm: G normalises each example with a fixed reference batch, not its batch."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from gantricks import Models, RunConfig, Trainer, hookimpl
+from gantricks.data import to_float
+
+
+class VirtualBatchNorm2d(nn.Module):
+    """Batch norm whose statistics come from a reference batch plus the example itself.
+
+    The input is ``cat(reference, x)``: the first ``ref_size`` rows are the reference
+    batch's activations. The reference rows are normalised with the reference statistics
+    (μ_ref, E_ref[h²]) over (batch, height, width); each other example i with
+    μ_i = (1/(N+1)) mean_i + (N/(N+1)) μ_ref (and the same for the mean of squares), where
+    mean_i is its own per-channel mean over height and width. Gradients flow through the
+    reference statistics. No running statistics: training and sampling behave the same.
+    """
+
+    def __init__(self, num_features: int, ref_size: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.ref_size = ref_size
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.ref_size
+        ref, rest = x[:n], x[n:]
+        ref_mean = ref.mean(dim=(0, 2, 3), keepdim=True)
+        ref_sq = ref.square().mean(dim=(0, 2, 3), keepdim=True)
+        new = 1.0 / (n + 1.0)
+        mean = new * rest.mean(dim=(2, 3), keepdim=True) + (1.0 - new) * ref_mean
+        sq = new * rest.square().mean(dim=(2, 3), keepdim=True) + (1.0 - new) * ref_sq
+        out = torch.cat([self._normalise(ref, ref_mean, ref_sq), self._normalise(rest, mean, sq)])
+        return out
+
+    def _normalise(self, x: torch.Tensor, mean: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
+        std = torch.sqrt(self.eps + sq - mean.square())
+        return (x - mean) / std * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class WithReference(nn.Module):
+    """Runs ``module`` on cat(reference, x) and returns only the rows of ``x``.
+
+    The reference batch is a buffer, so it is saved in checkpoints with the model and a
+    loaded model samples with the same reference it was trained with.
+    """
+
+    def __init__(self, module: nn.Module, reference: torch.Tensor) -> None:
+        super().__init__()
+        self.module = module
+        self.register_buffer("reference", reference)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.reference.shape[0]
+        return self.module(torch.cat([self.reference, x.to(self.reference.dtype)]))[n:]
+
+
+def replace_batchnorm(module: nn.Module, ref_size: int) -> int:
+    """Swap every BatchNorm2d inside ``module`` for a VirtualBatchNorm2d; return how many.
+
+    Affine parameters are copied, so the DCGAN initialisation is kept.
+    """
+    count = 0
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            vbn = VirtualBatchNorm2d(child.num_features, ref_size, child.eps)
+            with torch.no_grad():
+                vbn.weight.copy_(child.weight)
+                vbn.bias.copy_(child.bias)
+            setattr(module, name, vbn)
+            count += 1
+        else:
+            count += replace_batchnorm(child, ref_size)
+    return count
+
+
+class Plugin:
+    """Virtual batch norm: G normalises each example with a fixed reference batch, not its batch.
+
+    Salimans et al. (2016), section 3.5. A reference batch of z is drawn once (seeded) and
+    saved with the generator. Every generator forward runs on cat(reference z, z): the VBN
+    layers take statistics from the reference rows (recomputed each step, gradients
+    flowing) combined with each example's own (weights N/(N+1) and 1/(N+1)), so an
+    example's output does not depend on the other examples in its batch. With
+    ``discriminator=true`` D's batch-norm layers become VBN too, with a fixed, seeded
+    batch of real images as reference.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        reference_size: int = Field(64, gt=0, description="N, examples in the reference batch")
+        discriminator: bool = Field(False, description="also replace D's batch norm")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @hookimpl
+    def gantricks_build_models(self, models: Models, config: RunConfig) -> None:
+        n = self.config.reference_size
+        replace_batchnorm(models.generator, n)
+        gen = torch.Generator().manual_seed(config.seed + 7919)
+        ref_z = torch.randn(n, models.nz, generator=gen)
+        models.generator = WithReference(models.generator, ref_z)
+        if self.config.discriminator:
+            d = models.discriminator
+            replace_batchnorm(d.features, n)
+            # Filled with real images at train start; shaped now so checkpoints match.
+            shape = (n, d.features[0].in_channels)
+            size = config.image_size or 0
+            d.features = WithReference(d.features, torch.zeros(*shape, size, size))
+
+    @hookimpl
+    def gantricks_train_start(self, trainer: Trainer) -> None:
+        if not self.config.discriminator or trainer.step > 0:
+            return  # on resume the reference came back with the discriminator's state
+        images = trainer.data.images
+        gen = torch.Generator().manual_seed(trainer.config.seed + 7927)
+        idx = torch.randperm(images.shape[0], generator=gen)[: self.config.reference_size]
+        ref = trainer.discriminator.features.reference
+        ref.copy_(to_float(images[idx.to(images.device)]).to(ref.device))

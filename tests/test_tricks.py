@@ -1,0 +1,361 @@
+"""Each Improved-GAN trick against its formula on small tensors, and end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gantricks import GantricksError, hookimpl
+from gantricks.run import load_models, prepare
+from gantricks_plugins.feature_matching import feature_matching_loss
+from gantricks_plugins.historical_averaging import RunningMean
+from gantricks_plugins.minibatch import MinibatchHead, minibatch_features
+from gantricks_plugins.virtual_batchnorm import VirtualBatchNorm2d, WithReference
+
+from .conftest import QUIET, SHARED_DATA, mnist_available
+
+TRICKS = [
+    "feature_matching",
+    "minibatch",
+    "historical_averaging",
+    "label_smooth",
+    "virtual_batchnorm",
+]
+
+
+class Spy:
+    """Keeps the last loss terms and batch each loss hook saw (runs after the plugins)."""
+
+    def __init__(self):
+        self.d = self.g = self.batch = None
+
+    @hookimpl(trylast=True)
+    def gantricks_discriminator_loss(self, terms, batch):
+        self.d, self.batch = dict(terms), batch
+
+    @hookimpl(trylast=True)
+    def gantricks_generator_loss(self, terms, batch):
+        self.g = dict(terms)
+
+
+# ------------------------------------------------------------------ label smoothing
+def test_label_smooth_targets_and_loss(tiny):
+    spy = Spy()
+    t, _ = prepare(
+        {**tiny, "steps": 1}, plugins=[*QUIET, "label_smooth"], extra_plugins=[(spy, "spy")]
+    )
+    t.fit()
+    b = spy.batch
+    assert (b.real_target, b.fake_target) == (0.9, 0.0)
+    expected_real = F.binary_cross_entropy_with_logits(
+        b.real_logits, torch.full_like(b.real_logits, 0.9)
+    )
+    expected_fake = F.binary_cross_entropy_with_logits(
+        b.fake_logits, torch.zeros_like(b.fake_logits)
+    )
+    torch.testing.assert_close(spy.d["real"], expected_real)
+    torch.testing.assert_close(spy.d["fake"], expected_fake)
+    # The generator's target stays 1 (smoothing is the discriminator's).
+    assert spy.g["adv"] > 0
+
+
+def test_label_smooth_two_sided_only_when_asked(tiny):
+    with pytest.raises(GantricksError, match=r"two_sided=true"):
+        prepare({**tiny, "label_smooth": {"beta": 0.1}}, plugins=["label_smooth"])
+    spy = Spy()
+    t, _ = prepare(
+        {**tiny, "steps": 1, "label_smooth": {"alpha": 0.8, "beta": 0.1, "two_sided": True}},
+        plugins=[*QUIET, "label_smooth"],
+        extra_plugins=[(spy, "spy")],
+    )
+    t.fit()
+    assert (spy.batch.real_target, spy.batch.fake_target) == (0.8, 0.1)
+
+
+# ------------------------------------------------------------------ feature matching
+def test_feature_matching_loss_hand_computed():
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])  # mean (2, 3)
+    fake = torch.tensor([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0]])  # mean (1, 1)
+    assert feature_matching_loss(real, fake, "l2sq").item() == pytest.approx(1.0 + 4.0)
+    assert feature_matching_loss(real, fake, "l1").item() == pytest.approx((1.0 + 2.0) / 2)
+    # Zero when the means match, even if the examples differ.
+    assert feature_matching_loss(real, real.flip(0), "l2sq").item() == 0.0
+
+
+def test_feature_matching_replaces_adversarial_loss(tiny):
+    spy = Spy()
+    t, _ = prepare(
+        {**tiny, "steps": 1}, plugins=[*QUIET, "feature_matching"], extra_plugins=[(spy, "spy")]
+    )
+    D = t.discriminator
+    t.fit()
+    assert set(spy.g) == {"feature_matching"}
+    b = spy.batch
+    # "current": real features from the updated D, generated features from the G pass.
+    with torch.no_grad():
+        _, real_now = D(b.real)
+    expected = (real_now.mean(0) - b.gen_features.mean(0)).square().sum()
+    torch.testing.assert_close(spy.g["feature_matching"], expected)
+
+
+def test_feature_matching_add_mode_intermediate_layer(tiny):
+    spy = Spy()
+    opts = {
+        **tiny,
+        "steps": 2,
+        "feature_matching": {
+            "mode": "add",
+            "weight": 0.5,
+            "layer": 1,
+            "norm": "l1",
+            "real_features": "discriminator_step",
+        },
+    }
+    t, _ = prepare(opts, plugins=[*QUIET, "feature_matching"], extra_plugins=[(spy, "spy")])
+    t.fit()
+    assert set(spy.g) == {"adv", "feature_matching"}
+    assert spy.g["feature_matching"] > 0
+    with pytest.raises(GantricksError, match=r"layer=7 is not a discriminator block.*1\.\.2"):
+        bad, _ = prepare(
+            {**tiny, "feature_matching": {"layer": 7}}, plugins=[*QUIET, "feature_matching"]
+        )
+        bad.fit()
+
+
+def test_feature_matching_layer_hook_matches_manual_forward(tiny):
+    """layer=1 matches the first block's activations, as computed by hand."""
+    seen = {}
+
+    class Check:
+        @hookimpl(trylast=True)
+        def gantricks_generator_loss(self, trainer, terms, batch):
+            first = trainer.discriminator.features[:2]  # conv + LeakyReLU
+            with torch.no_grad():
+                real = first(batch.real)
+            fake = first(batch.fake)
+            seen["expected"] = (real.flatten(1).mean(0) - fake.flatten(1).mean(0)).square().sum()
+            seen["got"] = terms["feature_matching"]
+
+    t, _ = prepare(
+        {**tiny, "steps": 1, "feature_matching": {"layer": 1}},
+        plugins=[*QUIET, "feature_matching"],
+        extra_plugins=[(Check(), "c")],
+    )
+    t.fit()
+    torch.testing.assert_close(seen["got"], seen["expected"])
+
+
+# ------------------------------------------------------------ minibatch discrimination
+def test_minibatch_features_equal_direct_loop():
+    torch.manual_seed(0)
+    n, a, b, c = 4, 6, 3, 2
+    f = torch.randn(n, a)
+    T = torch.randn(a, b, c) * 0.3
+    got = minibatch_features(f, T)
+    M = torch.einsum("na,abc->nbc", f, T)
+    expected = torch.zeros(n, b)
+    for i in range(n):
+        for j in range(n):
+            for k in range(b):
+                expected[i, k] += torch.exp(-(M[i, k] - M[j, k]).abs().sum())
+    torch.testing.assert_close(got, expected)
+
+
+def test_minibatch_sees_batch_diversity():
+    torch.manual_seed(0)
+    head = MinibatchHead(in_features=8, kernels=4, kernel_dim=3, init_std=0.5)
+    x = torch.randn(1, 8)
+    same = x.repeat(5, 1)
+    distinct = torch.cat([x, torch.randn(4, 8) * 3])
+    # Identical examples: every distance is 0, so o = N for every kernel.
+    torch.testing.assert_close(minibatch_features(same, head.T), torch.full((5, 4), 5.0))
+    # The same first example gets a different logit when its batch-mates differ.
+    assert not torch.allclose(head(same)[0], head(distinct)[0])
+    # Plain head would not: the logit depends on the example alone.
+    lin = torch.nn.Linear(8, 1)
+    torch.testing.assert_close(lin(same)[0], lin(distinct)[0])
+
+
+def test_minibatch_replaces_head_and_trains(tiny):
+    t, _ = prepare(
+        {**tiny, "steps": 2, "minibatch": {"kernels": 7, "kernel_dim": 3}},
+        plugins=[*QUIET, "minibatch"],
+    )
+    head = t.discriminator.head
+    assert isinstance(head, MinibatchHead) and head.T.shape == (t.discriminator.feature_dim, 7, 3)
+    T0 = head.T.detach().clone()
+    assert any(p is head.T for p in t.opt_d.param_groups[0]["params"])
+    t.fit()
+    assert not torch.equal(T0, head.T)
+
+
+# --------------------------------------------------------------- historical averaging
+def test_running_mean_and_penalty_gradient():
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    avg = RunningMean([p])
+    history = [p.detach().clone()]
+    for value in ([3.0, 0.0], [2.0, 2.0], [-1.0, 5.0]):
+        with torch.no_grad():
+            p.copy_(torch.tensor(value))
+        avg.update()
+        history.append(p.detach().clone())
+    mean = torch.stack(history).mean(0)
+    torch.testing.assert_close(avg.means[0], mean)
+    lam = 0.3
+    (lam * avg.penalty()).backward()
+    torch.testing.assert_close(p.grad, 2 * lam * (p.detach() - mean))
+    torch.testing.assert_close(avg.penalty(), (p - mean).square().sum())
+
+
+def test_historical_averaging_in_training(tiny):
+    params_seen = []
+
+    class Record:
+        @hookimpl(trylast=True)
+        def gantricks_after_generator_step(self, trainer):
+            params_seen.append([p.detach().clone() for p in trainer.generator.parameters()])
+
+    spy = Spy()
+    opts = {**tiny, "steps": 3, "historical_averaging": {"weight_g": 0.5, "weight_d": 2.0}}
+    t, _ = prepare(
+        opts,
+        plugins=[*QUIET, "historical_averaging"],
+        extra_plugins=[(Record(), "rec"), (spy, "spy")],
+    )
+    init = [p.detach().clone() for p in t.generator.parameters()]
+    t.fit()
+    plugin = t.plugins.plugins["historical_averaging"].obj
+    g_avg = plugin.avg["generator"]
+    assert g_avg.count == 4  # initial parameters + one record per step
+    for k, m in enumerate(g_avg.means):
+        expected = torch.stack([init[k], *[s[k] for s in params_seen]]).mean(0)
+        torch.testing.assert_close(m, expected)
+    assert "hist_avg" in spy.d and "hist_avg" in spy.g
+    assert spy.g["hist_avg"] > 0
+
+
+# ------------------------------------------------------------------ virtual batch norm
+def test_vbn_matches_formula():
+    torch.manual_seed(0)
+    n, b, ch = 3, 2, 4
+    x = torch.randn(n + b, ch, 2, 2)
+    vbn = VirtualBatchNorm2d(ch, ref_size=n, eps=1e-5)
+    with torch.no_grad():
+        vbn.weight.copy_(torch.tensor([1.0, 2.0, 0.5, 1.5]))
+        vbn.bias.copy_(torch.tensor([0.0, 1.0, -1.0, 0.5]))
+    out = vbn(x)
+    ref = x[:n]
+    mu_r = ref.mean((0, 2, 3))
+    sq_r = (ref**2).mean((0, 2, 3))
+    for i in range(n, n + b):
+        mu = mu_r * n / (n + 1) + x[i].mean((1, 2)) / (n + 1)
+        sq = sq_r * n / (n + 1) + (x[i] ** 2).mean((1, 2)) / (n + 1)
+        std = torch.sqrt(sq - mu**2 + 1e-5)
+        expected = (x[i] - mu[:, None, None]) / std[:, None, None]
+        expected = expected * vbn.weight[:, None, None] + vbn.bias[:, None, None]
+        torch.testing.assert_close(out[i], expected)
+
+
+def test_vbn_generator_example_independent_of_batch(tiny):
+    t, _ = prepare({**tiny, "steps": 1}, plugins=[*QUIET, "virtual_batchnorm"])
+    G = t.generator
+    assert isinstance(G, WithReference)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in G.modules())
+    z = torch.randn(6, tiny["nz"])
+    with torch.no_grad():
+        alone = G(z[:1])
+        together = G(z)
+        other = G(torch.cat([z[:1], torch.randn(9, tiny["nz"]) * 3]))
+    torch.testing.assert_close(together[:1], alone)
+    torch.testing.assert_close(other[:1], alone)
+    # Plain batch norm lacks this property.
+    plain, _ = prepare({**tiny, "steps": 1, "name": "plain"}, plugins=QUIET)
+    with torch.no_grad():
+        a, b = plain.generator(z[:2]), plain.generator(z)
+    assert not torch.allclose(a[:1], b[:1])
+
+
+def test_vbn_gradients_flow_through_reference(tiny):
+    t, _ = prepare({**tiny, "steps": 1}, plugins=[*QUIET, "virtual_batchnorm"])
+    G = t.generator
+    vbn = next(m for m in G.modules() if isinstance(m, VirtualBatchNorm2d))
+    captured = {}
+    vbn.register_forward_hook(lambda m, a, o: captured.setdefault("in", a[0]))
+    z = torch.randn(2, tiny["nz"])
+    out = G(z)
+    x = captured["in"]
+    x.retain_grad()
+    out.sum().backward()
+    # Reference rows influence the examples only through the statistics, so a nonzero
+    # gradient on them proves gradients flow through the reference statistics.
+    assert x.grad[: vbn.ref_size].abs().sum() > 0
+
+
+def test_vbn_reference_saved_and_used_for_sampling(tiny):
+    t, _ = prepare(
+        {**tiny, "steps": 2, "virtual_batchnorm": {"reference_size": 8, "discriminator": True}},
+        plugins=[*QUIET, "virtual_batchnorm"],
+    )
+    t.fit()
+    ref = t.generator.reference.clone()
+    assert ref.shape == (8, tiny["nz"])
+    d_ref = t.discriminator.features.reference
+    assert d_ref.abs().sum() > 0 and d_ref.min() >= -1 and d_ref.max() <= 1
+    models, _, _ = load_models(t.run_dir, device="cpu")
+    torch.testing.assert_close(models.generator.reference, ref)
+    z = torch.randn(3, tiny["nz"])
+    with torch.no_grad():
+        torch.testing.assert_close(models.generator(z), t.generator(z))
+
+
+# ------------------------------------------------------------------ together, resumed
+def _weights(trainer):
+    return [*trainer.generator.state_dict().values(), *trainer.discriminator.state_dict().values()]
+
+
+@pytest.mark.parametrize("plugin", TRICKS)
+def test_each_trick_runs_alone_and_resumes_exactly(tiny, plugin):
+    full, _ = prepare({**tiny, "steps": 4, "name": "full"}, plugins=[*QUIET, plugin])
+    full.fit()
+    half, _ = prepare({**tiny, "steps": 2, "name": "half"}, plugins=[*QUIET, plugin])
+    half.fit()
+    resumed, ckpt = prepare({"steps": 4}, resume=half.run_dir)
+    assert plugin in resumed.plugins.plugins
+    resumed.fit(resume=ckpt)
+    for a, b in zip(_weights(full), _weights(resumed), strict=True):
+        assert torch.equal(a, b)
+    rows = [json.loads(x) for x in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["loss_g"])) for r in rows)
+
+
+def test_all_five_together_resume_exactly(tiny):
+    opts = {**tiny, "virtual_batchnorm": {"discriminator": True, "reference_size": 8}}
+    full, _ = prepare({**opts, "steps": 4, "name": "full"}, plugins=[*QUIET, *TRICKS])
+    full.fit()
+    half, _ = prepare({**opts, "steps": 2, "name": "half"}, plugins=[*QUIET, *TRICKS])
+    half.fit()
+    resumed, ckpt = prepare({"steps": 4}, resume=half.run_dir)
+    resumed.fit(resume=ckpt)
+    for a, b in zip(_weights(full), _weights(resumed), strict=True):
+        assert torch.equal(a, b)
+    ha_full = full.plugins.plugins["historical_averaging"].obj.avg["discriminator"]
+    ha_res = resumed.plugins.plugins["historical_averaging"].obj.avg["discriminator"]
+    assert ha_full.count == ha_res.count == 5
+    for a, b in zip(ha_full.means, ha_res.means, strict=True):
+        assert torch.equal(a, b)
+    last = full.last_scalars
+    assert {"loss_g/feature_matching", "loss_g/hist_avg", "loss_d/hist_avg"} <= set(last)
+    assert "loss_g/adv" not in last
+
+
+@pytest.mark.skipif(not mnist_available(), reason="shared MNIST not present")
+def test_all_five_on_mnist(tiny):
+    t, _ = prepare(
+        {**tiny, "dataset": "mnist", "data_dir": str(SHARED_DATA), "download": False, "steps": 3},
+        plugins=[*QUIET, *TRICKS],
+    )
+    scalars = t.fit()
+    assert all(torch.isfinite(torch.tensor(v)) for v in scalars.values())
