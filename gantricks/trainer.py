@@ -114,6 +114,10 @@ class Trainer:
             betas=(config.beta1, config.beta2),
             fused=fused,
         )
+        self._params = {
+            id(opt): [p for group in opt.param_groups for p in group["params"]]
+            for opt in (self.opt_g, self.opt_d)
+        }
         self.sampler = BatchSampler(
             data.images.to(self.device), config.batch_size, seed=config.seed + 1
         )
@@ -236,7 +240,9 @@ class Trainer:
             raise GantricksError(f"{prefix}: every loss term was removed by plugins")
         loss = torch.stack([t.reshape(()) for t in terms.values()]).sum()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # Gradients only for this player's parameters: the generator's backward pass then
+        # skips the discriminator's weight gradients, which nothing would use.
+        loss.backward(inputs=self._params[id(opt)])
         opt.step()
         self._accumulate({f"{prefix}/{k}": v for k, v in terms.items()})
         return loss.detach()
