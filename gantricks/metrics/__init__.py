@@ -1,0 +1,1 @@
+"""Evaluation: Inception Score (paper protocol), FID/KID, in-domain classifier scores."""
