@@ -23,14 +23,15 @@ VERSION = 1
 LAST = "last.pt"
 
 
-def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write ``payload`` to ``path`` via temp file + fsync + rename; return the path."""
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` via temp file + fsync + rename: ``path`` is the old or the new file,
+    never a partial one. Used for checkpoints and every cached artefact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -38,6 +39,11 @@ def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write a checkpoint ``payload`` (format header added) atomically; return the path."""
+    return atomic_torch_save({"format": FORMAT, "version": VERSION, **payload}, path)
 
 
 def resolve(path_or_run: str | Path) -> Path:

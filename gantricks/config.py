@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gantricks.errors import GantricksError
 
-DATASETS = ("glyphs", "mnist", "fashion-mnist", "cifar10", "svhn", "celeba", "folder")
+DATASETS = (
+    "glyphs",
+    "mnist",
+    "fashion-mnist",
+    "stacked-mnist",
+    "cifar10",
+    "svhn",
+    "celeba",
+    "folder",
+)
 
 
 class RunConfig(BaseModel):
@@ -43,6 +52,9 @@ class RunConfig(BaseModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = Field(50, gt=0, description="steps between host-side logging")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast forwards")
+    channels_last: bool = Field(True, description="NHWC memory layout (measured faster)")
+    compile: bool = Field(False, description="torch.compile G and D (falls back if it fails)")
     plugins: list[str] = Field(default_factory=list, description="resolved plugin list")
     plugin_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

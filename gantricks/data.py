@@ -20,7 +20,7 @@ from gantricks import glyphs
 from gantricks.errors import GantricksError
 
 NATIVE_SIZE = {
-    "glyphs": 28, "mnist": 28, "fashion-mnist": 28, "cifar10": 32, "svhn": 32,
+    "glyphs": 28, "mnist": 28, "fashion-mnist": 28, "stacked-mnist": 28, "cifar10": 32, "svhn": 32,
     "celeba": 64, "folder": 64,
 }  # fmt: skip
 
@@ -194,6 +194,11 @@ def load_dataset(
     elif name in ("mnist", "fashion-mnist", "cifar10", "svhn"):
         images, labels = _to_tensors(name, _torchvision(name, root, train, download))
         num_classes = 10
+    elif name == "stacked-mnist":
+        from gantricks import stacked_mnist
+
+        images, labels = stacked_mnist.load(root, train=train, download=download)
+        num_classes = 1000
     elif name == "celeba":
         ds = _torchvision(name, root, train, download)
         images = _load_images_from_files(ds, size, "decoding CelebA")

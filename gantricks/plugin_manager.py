@@ -31,7 +31,7 @@ from gantricks.errors import GantricksError, PluginError
 
 ENTRY_POINT_GROUP = "gantricks"
 #: Infrastructure plugins that every run loads unless removed with ``no:NAME``.
-DEFAULT_PLUGINS: tuple[str, ...] = ("progress", "tensorboard", "checkpoint", "samples")
+DEFAULT_PLUGINS: tuple[str, ...] = ("progress", "tensorboard", "checkpoint", "samples", "eval")
 
 
 @dataclass

@@ -15,6 +15,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +66,16 @@ def bce_logits(logits: torch.Tensor, target: float | torch.Tensor) -> torch.Tens
     return F.binary_cross_entropy_with_logits(logits, target.expand_as(logits))
 
 
+def _adam(module: torch.nn.Module, lr: float, config: RunConfig) -> torch.optim.Adam:
+    """Fused Adam: one kernel per step, and its step counters stay on the device (the
+    unfused versions read a host-side counter with .item() for every parameter)."""
+    params = list(module.parameters())
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=True)
+    except (RuntimeError, TypeError):  # devices without a fused kernel (older torch on CPU)
+        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -93,6 +104,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.step = 0
         self.stop_requested = False
+        self._bf16 = config.precision == "bf16"
         self.hook.gantricks_configure(config=config)
 
         torch.manual_seed(config.seed)
@@ -101,19 +113,16 @@ class Trainer:
         )
         self.hook.gantricks_build_models(models=self.models, config=config)
         self.models.to(self.device)
-        fused = self.device.type == "cuda"
-        self.opt_g = torch.optim.Adam(
-            self.models.generator.parameters(),
-            lr=config.lr_g,
-            betas=(config.beta1, config.beta2),
-            fused=fused,
-        )
-        self.opt_d = torch.optim.Adam(
-            self.models.discriminator.parameters(),
-            lr=config.lr_d,
-            betas=(config.beta1, config.beta2),
-            fused=fused,
-        )
+        if config.channels_last:
+            for m in (self.models.generator, self.models.discriminator):
+                m.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+        if config.compile:
+            self.models.generator.compile()
+            self.models.discriminator.compile()
+        self.opt_g = _adam(self.models.generator, config.lr_g, config)
+        self.opt_d = _adam(self.models.discriminator, config.lr_d, config)
         self._params = {
             id(opt): [p for group in opt.param_groups for p in group["params"]]
             for opt in (self.opt_g, self.opt_d)
@@ -180,8 +189,13 @@ class Trainer:
             if resume is not None:
                 self.load_plugin_state(resume)
             with self._graceful_interrupt():
+                first = True
                 while self.step < self.total_steps and not self.stop_requested:
-                    self.train_step()
+                    if first and self.config.compile:
+                        self._compiled_step_or_fallback()
+                    else:
+                        self.train_step()
+                    first = False
                     self.step += 1
                     self.hook.gantricks_step_end(trainer=self, step=self.step)
                     if self.step % self.config.log_every == 0 or self.step == self.total_steps:
@@ -201,32 +215,58 @@ class Trainer:
             self.hook.gantricks_train_end(trainer=self, reason=reason)
         return self.last_scalars
 
+    def autocast(self) -> torch.autocast:
+        """Forward passes run in bf16 with ``precision = "bf16"``; backward stays outside."""
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=self._bf16)
+
+    def _compiled_step_or_fallback(self) -> None:
+        """Run the first step compiled; if compilation fails, warn and go on uncompiled."""
+        try:
+            self.train_step()
+        except Exception as e:  # dynamo/inductor raise many types; any of them means "no"
+            warnings.warn(
+                f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                "training continues without compilation",
+                stacklevel=2,
+            )
+            import torch._dynamo
+
+            torch._dynamo.reset()
+            for m in (self.models.generator, self.models.discriminator):
+                m._compiled_call_impl = None  # undo nn.Module.compile()
+            self._sums, self._window_steps = {}, 0
+            self.train_step()
+
     def train_step(self) -> None:
         """One discriminator update, then one generator update."""
         G, D = self.models.generator, self.models.discriminator
         real = self.sampler.next()
+        if self.config.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         z = self.sample_z(real.shape[0])
-        fake = G(z)
-        batch = StepBatch(real=real, z=z, fake=fake)
+        with self.autocast():
+            fake = G(z)
+            batch = StepBatch(real=real, z=z, fake=fake)
 
-        # Discriminator: real and generated batches pass separately (all-real / all-fake BN).
-        targets = self.hook.gantricks_discriminator_targets(trainer=self, batch=batch)
-        if targets is not None:
-            batch.real_target, batch.fake_target = targets
-        batch.real_logits, batch.real_features = D(real)
-        batch.fake_logits, batch.fake_features = D(fake.detach())
-        d_terms = {
-            "real": bce_logits(batch.real_logits, batch.real_target),
-            "fake": bce_logits(batch.fake_logits, batch.fake_target),
-        }
-        self.hook.gantricks_discriminator_loss(trainer=self, terms=d_terms, batch=batch)
+            # Discriminator: real and generated batches pass separately (all-real, all-fake BN).
+            targets = self.hook.gantricks_discriminator_targets(trainer=self, batch=batch)
+            if targets is not None:
+                batch.real_target, batch.fake_target = targets
+            batch.real_logits, batch.real_features = D(real)
+            batch.fake_logits, batch.fake_features = D(fake.detach())
+            d_terms = {
+                "real": bce_logits(batch.real_logits, batch.real_target),
+                "fake": bce_logits(batch.fake_logits, batch.fake_target),
+            }
+            self.hook.gantricks_discriminator_loss(trainer=self, terms=d_terms, batch=batch)
         loss_d = self._minimise(self.opt_d, d_terms, "loss_d")
         self.hook.gantricks_after_discriminator_step(trainer=self)
 
         # Generator: the updated discriminator judges the same generated batch.
-        batch.gen_logits, batch.gen_features = D(fake)
-        g_terms = {"adv": bce_logits(batch.gen_logits, ONE)}
-        self.hook.gantricks_generator_loss(trainer=self, terms=g_terms, batch=batch)
+        with self.autocast():
+            batch.gen_logits, batch.gen_features = D(fake)
+            g_terms = {"adv": bce_logits(batch.gen_logits, ONE)}
+            self.hook.gantricks_generator_loss(trainer=self, terms=g_terms, batch=batch)
         loss_g = self._minimise(self.opt_g, g_terms, "loss_g")
         self.hook.gantricks_after_generator_step(trainer=self)
 

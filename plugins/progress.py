@@ -36,6 +36,9 @@ class Plugin:
         shown = {"img/s": f"{scalars['img_per_s']:.0f}"}
         for key in ("loss_d", "loss_g"):
             shown[key] = f"{scalars[key]:.3f}"
+        for key, value in scalars.items():
+            if key.startswith("eval/") and not key.endswith("_std"):
+                shown[key[5:]] = f"{value:.3g}"
         self.bar.set_postfix(shown, refresh=False)
 
     @hookimpl

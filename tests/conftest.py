@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-QUIET = ["no:progress", "no:tensorboard"]
+QUIET = ["no:progress", "no:tensorboard", "no:eval"]
 
 
 @pytest.fixture

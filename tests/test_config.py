@@ -73,5 +73,5 @@ def test_resolved_config_written(tiny):
     trainer, _ = prepare({**tiny, "steps": 1})
     saved = json.loads((trainer.run_dir / "config.json").read_text())
     assert saved["image_size"] == 28 and saved["steps"] == 1
-    assert saved["plugins"] == ["progress", "tensorboard", "checkpoint", "samples"]
+    assert saved["plugins"] == ["progress", "tensorboard", "checkpoint", "samples", "eval"]
     assert saved["plugin_options"]["samples"] == {"every": 500, "n": 64}

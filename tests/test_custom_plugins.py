@@ -29,8 +29,11 @@ class Spy:
 
 def test_example_by_path_matches_its_formula(tiny):
     spy = Spy()
-    t, _ = prepare({**tiny, "steps": 2, "r1_penalty": {"gamma": 5.0}},
-                   plugins=[*QUIET, str(EXAMPLE)], extra_plugins=[(spy, "spy")])
+    t, _ = prepare(
+        {**tiny, "steps": 2, "r1_penalty": {"gamma": 5.0}},
+        plugins=[*QUIET, str(EXAMPLE)],
+        extra_plugins=[(spy, "spy")],
+    )
     scalars = t.fit()
     assert "loss_d/r1" in scalars
     torch.testing.assert_close(spy.r1, spy.expected)

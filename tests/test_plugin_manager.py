@@ -66,6 +66,7 @@ def test_resolve_specs_adds_defaults_and_blocks():
         "progress",
         "checkpoint",
         "samples",
+        "eval",
         "x.py",
     ]
     with pytest.raises(GantricksError, match="no:tensorbord"):

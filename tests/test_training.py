@@ -28,7 +28,7 @@ def test_short_glyphs_run_learns_and_writes_everything(tiny):
         "samples": {"every": 30},
         "tensorboard": {"images_every": 30},
     }
-    trainer, _ = prepare(opts)
+    trainer, _ = prepare(opts, plugins=["no:eval"])
     g0 = [p.detach().clone() for p in trainer.models.generator.parameters()]
     first = trainer.preview(16).clone()
     trainer.fit()
@@ -60,7 +60,7 @@ def test_tensorboard_has_every_loss_term(tiny):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     trainer, _ = prepare(
-        {**tiny, "steps": 4, "tensorboard": {"images_every": 2}}, plugins=["no:progress"]
+        {**tiny, "steps": 4, "tensorboard": {"images_every": 2}}, plugins=["no:progress", "no:eval"]
     )
     trainer.fit()
     acc = EventAccumulator(str(trainer.run_dir / "tb"))
@@ -91,7 +91,7 @@ def test_cli_train_sample_and_plugins(tmp_path, capsys):
             "--name",
             "cli",
             "--plugins",
-            "no:tensorboard",
+            "no:tensorboard,no:eval",
             "--device",
             "cpu",
         ]
@@ -148,7 +148,7 @@ def test_train_on_shared_mnist(tiny):
             "steps": 4,
             "image_size": 32,
         },
-        plugins=["no:progress", "no:tensorboard"],
+        plugins=["no:progress", "no:tensorboard", "no:eval"],
     )
     trainer.fit()
     assert trainer.data.images.shape == (60_000, 1, 32, 32)

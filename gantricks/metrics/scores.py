@@ -78,7 +78,9 @@ def frechet_distance(
         {"mu": m.double().cpu().numpy(), "sigma": s.double().cpu().numpy()}
         for m, s in ((mu1, sigma1), (mu2, sigma2))
     ]
-    return float(fid_statistics_to_metric(stats[0], stats[1], verbose=False)["frechet_inception_distance"])
+    return float(
+        fid_statistics_to_metric(stats[0], stats[1], verbose=False)["frechet_inception_distance"]
+    )
 
 
 def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +97,13 @@ def kernel_inception_distance(
 
     size = min(subset_size, f1.shape[0], f2.shape[0])
     out = kid_features_to_metric(
-        f1.double().cpu(), f2.double().cpu(), kid_subsets=subsets, kid_subset_size=size,
-        rng_seed=seed, verbose=False,  # torch-fidelity's defaults: poly kernel, degree 3, coef0 1
+        f1.double().cpu(),
+        f2.double().cpu(),
+        kid_subsets=subsets,
+        kid_subset_size=size,
+        rng_seed=seed,
+        verbose=False,  # torch-fidelity's defaults: poly kernel, degree 3, coef0 1
     )
-    return SplitScore(out["kernel_inception_distance_mean"], out["kernel_inception_distance_std"], [])
+    return SplitScore(
+        out["kernel_inception_distance_mean"], out["kernel_inception_distance_std"], []
+    )

@@ -1,0 +1,341 @@
+"""Score a generator: Inception Score, FID, KID and in-domain classifier scores.
+
+Samples are drawn from seeded latent vectors, quantised to uint8 exactly as a saved PNG
+would store them, and streamed batch by batch to every requested metric, so 50,000
+samples never sit in memory as floats. Reference statistics of the training set (for FID
+and KID) are computed once per dataset, image size and network, and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from gantricks.checkpoint import atomic_torch_save
+from gantricks.data import to_uint8
+from gantricks.errors import GantricksError
+from gantricks.metrics import scores
+from gantricks.sampling import generate
+
+METRICS = ("is", "fid", "kid", "classifier")
+INCEPTION_METRICS = {"is", "fid", "kid"}
+CLASSIFIER_DATASETS = ("glyphs", "mnist", "fashion-mnist", "stacked-mnist")
+
+
+@dataclass
+class EvalSettings:
+    """How to evaluate; the defaults are the Inception Score paper protocol."""
+
+    metrics: list[str] = field(default_factory=lambda: ["is"])
+    num_samples: int = 50_000
+    splits: int = 10
+    batch_size: int = 500
+    seed: int = 0
+    inception_weights: str | None = None
+    reference_samples: int = 50_000
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    progress: bool = True
+
+    def check(self) -> None:
+        bad = [m for m in self.metrics if m not in METRICS]
+        if bad or not self.metrics:
+            raise GantricksError(
+                f"unknown metric(s) {', '.join(bad) or '(none given)'}; allowed: "
+                f"{', '.join(METRICS)}"
+            )
+        if self.num_samples < self.splits:
+            raise GantricksError(
+                f"--num-samples {self.num_samples} must be at least the number of splits "
+                f"({self.splits})"
+            )
+
+
+def sample_batches(
+    generator: nn.Module, nz: int, n: int, batch_size: int, seed: int, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """uint8 samples in batches, from latent vectors drawn on the CPU with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    done = 0
+    while done < n:
+        b = min(batch_size, n - done)
+        z = torch.randn(b, nz, generator=gen).to(device)
+        yield to_uint8(generate(generator, z, batch_size=b))
+        done += b
+
+
+class Evaluator:
+    """Holds the networks and reference statistics for one dataset; scores generators.
+
+    Make one per run and call :meth:`evaluate` as often as needed (the ``eval`` plugin does
+    this during training).
+    """
+
+    def __init__(
+        self,
+        settings: EvalSettings,
+        dataset: str,
+        data_dir: str | Path,
+        image_size: int,
+        device: torch.device | str = "cpu",
+        download: bool = True,
+    ) -> None:
+        settings.check()
+        self.settings = settings
+        self.dataset = dataset
+        self.data_dir = Path(data_dir)
+        self.image_size = image_size
+        self.device = torch.device(device)
+        self.download = download
+        self.inception = None
+        self.classifier: nn.Module | None = None
+        self.classifier_info: dict[str, Any] = {}
+        wanted = set(settings.metrics)
+        if "classifier" in wanted:
+            if dataset not in CLASSIFIER_DATASETS:
+                raise GantricksError(
+                    f"the classifier metric exists for {', '.join(CLASSIFIER_DATASETS)}; this "
+                    f"model was trained on {dataset!r}: use is, fid or kid"
+                )
+            from gantricks.metrics.classifier import load_classifier
+
+            base = "mnist" if dataset == "stacked-mnist" else dataset
+            self.classifier, self.classifier_info = load_classifier(
+                base, self.data_dir, device=self.device, download=download
+            )
+        if wanted & INCEPTION_METRICS:
+            from gantricks.metrics.inception import Inception
+
+            self.inception = Inception(settings.inception_weights, self.device)
+        self.reference: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ reference statistics
+    def _reference(self) -> dict[str, Any]:
+        """Inception pool statistics (and a feature subset for KID) of the training set."""
+        if self.reference is not None:
+            return self.reference
+        assert self.inception is not None
+        n = self.settings.reference_samples
+        key = f"{self.dataset}-{self.image_size}px-n{n}-inception{self.inception.weights_hash}.pt"
+        path = _stats_path(self.data_dir, key)
+        if path.is_file():
+            self.reference = torch.load(path, weights_only=True)
+            self.reference["path"] = str(path)
+            return self.reference
+        from gantricks.data import load_dataset
+
+        data = load_dataset(
+            self.dataset, self.data_dir, self.image_size, train=True, download=self.download
+        )
+        images = data.images[: min(n, len(data))]
+        batches = images.split(self.settings.batch_size)
+        if self.settings.progress:
+            batches = tqdm(batches, desc=f"Inception features of {self.dataset} (once)")
+        feats = self.inception.features(batches)["2048"]
+        mu, sigma = scores.feature_statistics(feats)
+        keep = torch.randperm(feats.shape[0], generator=torch.Generator().manual_seed(0))
+        ref = {
+            "mu": mu,
+            "sigma": sigma,
+            "kid_features": feats[keep[:10_000]].float(),
+            "num_images": int(feats.shape[0]),
+            "dataset": self.dataset,
+            "image_size": self.image_size,
+        }
+        atomic_torch_save(ref, path)
+        ref["path"] = str(path)
+        self.reference = ref
+        return ref
+
+    # --------------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self, generator: nn.Module, nz: int) -> dict[str, Any]:
+        """Score ``generator``; return the full result (metrics, protocol, networks)."""
+        s = self.settings
+        start = time.perf_counter()
+        batches = sample_batches(generator, nz, s.num_samples, s.batch_size, s.seed, self.device)
+        if s.progress:
+            total = -(-s.num_samples // s.batch_size)
+            batches = tqdm(batches, total=total, desc="evaluating", unit="batch", leave=False)
+        logits, pool, probs = [], [], []
+        channel_probs: list[list[torch.Tensor]] = [[], [], []]
+        for images in batches:
+            if self.inception is not None:
+                f = self.inception.features([images])
+                logits.append(f["logits_unbiased"])
+                pool.append(f["2048"])
+            if self.classifier is not None:
+                from gantricks.metrics.classifier import predict_probs
+
+                if self.dataset == "stacked-mnist":
+                    for c in range(3):
+                        channel_probs[c].append(
+                            predict_probs(self.classifier, images[:, c : c + 1], self.device)
+                        )
+                else:
+                    probs.append(predict_probs(self.classifier, images, self.device))
+        metrics: dict[str, Any] = {}
+        if "is" in s.metrics:
+            r = scores.inception_score(torch.cat(logits), s.splits, logits=True)
+            metrics["is"] = {"mean": r.mean, "std": r.std, "splits": r.splits}
+        if "fid" in s.metrics or "kid" in s.metrics:
+            ref = self._reference()
+            feats = torch.cat(pool)
+            if "fid" in s.metrics:
+                mu, sigma = scores.feature_statistics(feats)
+                metrics["fid"] = {
+                    "value": scores.frechet_distance(mu, sigma, ref["mu"], ref["sigma"]),
+                    "reference_images": ref["num_images"],
+                }
+            if "kid" in s.metrics:
+                r = scores.kernel_inception_distance(
+                    feats, ref["kid_features"].double(), s.kid_subsets, s.kid_subset_size, s.seed
+                )
+                metrics["kid"] = {
+                    "mean": r.mean,
+                    "std": r.std,
+                    "subsets": s.kid_subsets,
+                    "subset_size": min(s.kid_subset_size, feats.shape[0]),
+                }
+        if "classifier" in s.metrics:
+            if self.dataset == "stacked-mnist":
+                from gantricks.stacked_mnist import mode_statistics
+
+                metrics["classifier"] = mode_statistics([torch.cat(c) for c in channel_probs])
+            else:
+                from gantricks.metrics.classifier import classifier_scores
+
+                metrics["classifier"] = classifier_scores(torch.cat(probs), s.splits)
+        elapsed = time.perf_counter() - start
+        return {
+            "dataset": self.dataset,
+            "image_size": self.image_size,
+            "settings": asdict(s),
+            "metrics": metrics,
+            "networks": {
+                **({"inception": self.inception.describe()} if self.inception else {}),
+                **({"classifier": self.classifier_info} if self.classifier is not None else {}),
+            },
+            "reference": (
+                {
+                    k: v
+                    for k, v in self.reference.items()
+                    if k in ("path", "num_images", "dataset", "image_size")
+                }
+                if self.reference
+                else None
+            ),
+            "seconds": elapsed,
+            "samples_per_s": s.num_samples / max(elapsed, 1e-9),
+        }
+
+
+def scalars(result: dict[str, Any]) -> dict[str, float]:
+    """The headline numbers of a result, flat, for TensorBoard and metrics.jsonl."""
+    m = result["metrics"]
+    out: dict[str, float] = {}
+    if "is" in m:
+        out["eval/is"] = m["is"]["mean"]
+        out["eval/is_std"] = m["is"]["std"]
+    if "fid" in m:
+        out["eval/fid"] = m["fid"]["value"]
+    if "kid" in m:
+        out["eval/kid"] = m["kid"]["mean"]
+    c = m.get("classifier")
+    if c is not None:
+        for key in ("classifier_score", "classes_covered", "kl_to_uniform", "modes_covered"):
+            if key in c:
+                out[f"eval/{key}"] = float(c[key])
+    return out
+
+
+def markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
+    """A human-readable summary that states the protocol next to each number."""
+    s = result["settings"]
+    m = result["metrics"]
+    lines = [f"# {title}", ""]
+    if result.get("checkpoint"):
+        lines.append(f"Checkpoint: `{result['checkpoint']}` (step {result.get('step')})  ")
+    lines += [
+        f"Dataset: {result['dataset']}, {result['image_size']}px; samples: "
+        f"{s['num_samples']} from latent seed {s['seed']}, quantised to uint8 as PNG.",
+        "",
+        "| metric | value | protocol |",
+        "|---|---|---|",
+    ]
+    nets = result["networks"]
+    if "is" in m:
+        inc = nets["inception"]
+        lines.append(
+            f"| Inception Score | {m['is']['mean']:.3f} ± {m['is']['std']:.3f} | "
+            f"{inc['network']}, weights sha256 {inc['weights_sha256']}, softmax over 1008 "
+            f"unbiased logits, {s['splits']} contiguous splits, mean ± std |"
+        )
+    ref = result.get("reference") or {}
+    if "fid" in m:
+        lines.append(
+            f"| FID | {m['fid']['value']:.3f} | 2048-d pool features vs "
+            f"{ref.get('num_images')} training images ({ref.get('path')}) |"
+        )
+    if "kid" in m:
+        lines.append(
+            f"| KID | {m['kid']['mean']:.5f} ± {m['kid']['std']:.5f} | "
+            f"{m['kid']['subsets']} subsets of {m['kid']['subset_size']}, cubic kernel |"
+        )
+    c = m.get("classifier")
+    if c is not None:
+        info = nets.get("classifier", {})
+        net = (
+            f"{info.get('dataset')} classifier, test accuracy "
+            f"{100 * float(info.get('test_accuracy', float('nan'))):.2f}%, sha256 "
+            f"{info.get('sha256')}"
+        )
+        if "modes_covered" in c:
+            lines.append(f"| modes covered | {c['modes_covered']} / 1000 | {net}, per channel |")
+            lines.append(f"| KL(modes ‖ uniform) | {c['kl_to_uniform']:.4f} | over 1000 modes |")
+        else:
+            lines.append(
+                f"| classifier score | {c['classifier_score']:.3f} ± "
+                f"{c['classifier_score_std']:.3f} | IS formula with the {net} |"
+            )
+            lines.append(
+                f"| classes covered | {c['classes_covered']} / {len(c['histogram'])} | "
+                f"histogram {c['histogram']} |"
+            )
+            lines.append(f"| KL(classes ‖ uniform) | {c['kl_to_uniform']:.4f} | nats |")
+    lines += ["", f"{result['samples_per_s']:.0f} samples/s, {result['seconds']:.1f} s.", ""]
+    return "\n".join(lines)
+
+
+def _stats_path(data_dir: Path, key: str) -> Path:
+    """Next to the data when that folder is writable, else in the user cache."""
+    local = data_dir / ".gantricks-stats"
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+        probe = local / ".write-test"
+        probe.touch()
+        probe.unlink()
+        return local / key
+    except OSError:
+        from gantricks.metrics.classifier import cache_dir
+
+        folder = cache_dir() / "stats"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / key
+
+
+def write_outputs(result: dict[str, Any], out_dir: Path, stem: str = "eval") -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = out_dir / f"{stem}.json"
+    md = out_dir / f"{stem}.md"
+    js.write_text(json.dumps(result, indent=2) + "\n")
+    md.write_text(markdown(result))
+    return js, md

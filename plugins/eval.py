@@ -1,0 +1,130 @@
+"""Periodic evaluation: scores logged during training, best checkpoint kept as best.pt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gantricks import GantricksError, Trainer, hookimpl
+from gantricks.metrics.evaluate import (
+    CLASSIFIER_DATASETS,
+    METRICS,
+    EvalSettings,
+    Evaluator,
+    scalars,
+    write_outputs,
+)
+
+#: Headline number of each metric, and whether higher is better.
+_HEADLINE = {
+    "classifier": ("eval/classifier_score", True),
+    "is": ("eval/is", True),
+    "fid": ("eval/fid", False),
+    "kid": ("eval/kid", False),
+}
+
+
+class Plugin:
+    """Periodic evaluation: scores logged during training, best checkpoint kept as best.pt.
+
+    With the default ``metrics=["auto"]`` it scores glyphs, MNIST, Fashion-MNIST and Stacked
+    MNIST runs with gantricks' in-domain classifier (offline; trained once and cached) and
+    does nothing for other datasets, whose Inception-based metrics need downloaded weights:
+    ask for them with ``--set eval.metrics='["is","fid"]'``.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        every: int = Field(2000, ge=0, description="steps between evaluations (0: end only)")
+        metrics: list[str] = Field(
+            ["auto"], description="auto, or any of: is, fid, kid, classifier"
+        )
+        num_samples: int = Field(5000, gt=0, description="samples per evaluation")
+        best: str | None = Field(None, description="metric that picks best.pt (default: first)")
+        inception_weights: str | None = Field(None, description="path, for offline IS/FID/KID")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.evaluator: Evaluator | None = None
+        self.metrics: list[str] = []
+        self.pending: dict[str, float] = {}
+        self.best_value: float | None = None
+        self.best_metric: str | None = None
+
+    @hookimpl
+    def gantricks_configure(self, config: Any) -> None:
+        metrics = self.config.metrics
+        if metrics == ["auto"]:
+            metrics = ["classifier"] if config.dataset in CLASSIFIER_DATASETS else []
+        bad = [m for m in metrics if m not in METRICS]
+        if bad:
+            raise GantricksError(
+                f"eval.metrics has unknown metric(s) {', '.join(bad)}; allowed: auto or "
+                f"{', '.join(METRICS)}"
+            )
+        best = self.config.best or (metrics[0] if metrics else None)
+        if best is not None and best not in metrics:
+            raise GantricksError(f"eval.best={best!r} is not one of eval.metrics {metrics}")
+        self.metrics = metrics
+        self.best_metric = best
+
+    @hookimpl
+    def gantricks_train_start(self, trainer: Trainer) -> None:
+        if not self.metrics:
+            return
+        settings = EvalSettings(
+            metrics=self.metrics,
+            num_samples=self.config.num_samples,
+            inception_weights=self.config.inception_weights,
+            progress=False,
+            seed=trainer.config.seed,
+        )
+        self.evaluator = Evaluator(
+            settings,
+            trainer.config.dataset,
+            trainer.config.data_dir,
+            trainer.data.image_size,
+            trainer.device,
+            download=trainer.config.download,
+        )
+
+    def _evaluate(self, trainer: Trainer) -> None:
+        assert self.evaluator is not None
+        result = self.evaluator.evaluate(trainer.generator, trainer.config.nz)
+        result["step"] = trainer.step
+        write_outputs(result, trainer.run_dir / "eval", stem=f"step_{trainer.step:07d}")
+        values = scalars(result)
+        self.pending.update(values)
+        name, higher = _HEADLINE[self.best_metric]
+        value = values[name]
+        if self.best_value is None or (
+            value > self.best_value if higher else value < self.best_value
+        ):
+            self.best_value = value
+            trainer.save_checkpoint(trainer.run_dir / "checkpoints" / "best.pt")
+
+    @hookimpl
+    def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
+        # The last step is always scored, so every completed run ends with its scores.
+        every = self.config.every
+        due = (every and step % every == 0) or step == trainer.total_steps
+        if self.evaluator is not None and due:
+            self._evaluate(trainer)
+
+    @hookimpl(tryfirst=True)
+    def gantricks_log(self, scalars: dict[str, float]) -> None:
+        # tryfirst: the entries reach TensorBoard, the console and metrics.jsonl.
+        scalars.update(self.pending)
+        self.pending = {}
+
+    @hookimpl
+    def gantricks_state_dict(self) -> dict[str, Any] | None:
+        if self.best_value is None:
+            return None
+        return {"best_value": self.best_value, "best_metric": self.best_metric}
+
+    @hookimpl
+    def gantricks_load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("best_metric") == self.best_metric:
+            self.best_value = float(state["best_value"])

@@ -1,0 +1,62 @@
+"""The eval plugin: scores during training, best.pt, and its option checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gantricks import GantricksError
+from gantricks.metrics.classifier import DigitClassifier, classifier_path, save_classifier
+from gantricks.run import prepare
+
+from .conftest import QUIET
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANTRICKS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_eval_plugin_logs_scores_and_keeps_best(tiny, cache):
+    torch.manual_seed(0)
+    info = {"dataset": "glyphs", "test_accuracy": 0.99}
+    save_classifier(DigitClassifier().eval(), classifier_path("glyphs"), info)  # no training
+    quiet = [p for p in QUIET if p != "no:eval"]
+    opts = {**tiny, "steps": 4, "eval": {"every": 2, "num_samples": 20}}
+    t, _ = prepare(opts, plugins=quiet)
+    t.fit()
+    rows = [json.loads(x) for x in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [("eval/classifier_score" in r) for r in rows] == [True, True]
+    assert all(1.0 <= r["eval/classifier_score"] <= 10.0 for r in rows)
+    assert sorted(p.name for p in (t.run_dir / "eval").glob("*.json")) == [
+        "step_0000002.json",
+        "step_0000004.json",
+    ]
+    result = json.loads((t.run_dir / "eval" / "step_0000004.json").read_text())
+    assert result["networks"]["classifier"]["test_accuracy"] == 0.99
+    best = torch.load(t.run_dir / "checkpoints" / "best.pt", weights_only=True)
+    plugin = t.plugins.plugins["eval"].obj
+    assert best["plugins"]["eval"]["best_value"] == pytest.approx(plugin.best_value)
+
+
+def test_eval_plugin_is_quiet_without_a_classifier_and_checks_metrics(tiny, tmp_path, cache):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(20):
+        Image.new("RGB", (32, 32), (10 * i, 0, 0)).save(folder / f"{i}.png")
+    quiet = [p for p in QUIET if p != "no:eval"]
+    t, _ = prepare(
+        {**tiny, "dataset": "folder", "data_dir": str(folder), "image_size": 16, "steps": 2},
+        plugins=quiet,
+    )
+    t.fit()
+    assert not (t.run_dir / "eval").exists() and not cache.exists()  # nothing trained
+    with pytest.raises(GantricksError, match=r"eval\.metrics has unknown metric"):
+        prepare({**tiny, "eval": {"metrics": ["isc"]}}, plugins=["no:progress"])
+    with pytest.raises(GantricksError, match=r"eval\.best='fid' is not one of"):
+        prepare({**tiny, "eval": {"metrics": ["classifier"], "best": "fid"}})

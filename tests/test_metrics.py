@@ -1,0 +1,202 @@
+"""Score formulas against known cases and torch-fidelity; the Inception wrapper offline."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from gantricks import GantricksError
+from gantricks.metrics import scores
+
+
+# ------------------------------------------------------------------ Inception Score
+def test_is_identical_predictions_is_one():
+    p = torch.tensor([0.7, 0.2, 0.1]).repeat(50, 1)
+    r = scores.inception_score(p, splits=10)
+    assert r.mean == pytest.approx(1.0, abs=1e-12) and r.std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_is_uniform_one_hot_is_k():
+    for k in (2, 10, 1000):
+        p = torch.eye(k).repeat(10, 1)  # each split holds every class once
+        assert scores.inception_score(p, splits=10).mean == pytest.approx(k, rel=1e-9)
+
+
+def test_is_hand_case():
+    p = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    # p(y) = (0.75, 0.25); KL_1 = ln(4/3), KL_2 = 0.5 ln(2/3) + 0.5 ln 2 = 0.5 ln(4/3)
+    assert scores.inception_score(p, splits=1).mean == pytest.approx((4 / 3) ** 0.75, rel=1e-12)
+
+
+def test_is_splits_are_contiguous():
+    p = torch.cat([torch.eye(2)[[0]].repeat(5, 1), torch.eye(2)[[1]].repeat(5, 1)])
+    # Each contiguous half holds one class only: IS 1 per split (shuffling would give ~2).
+    r = scores.inception_score(p, splits=2)
+    assert r.splits == pytest.approx([1.0, 1.0])
+
+
+def test_is_equals_torch_fidelity_on_random_logits():
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    torch.manual_seed(0)
+    logits = torch.randn(1000, 1008) * 3
+    ours = scores.inception_score(logits, splits=10, logits=True)
+    ref = isc_features_to_metric(logits, splits=10, shuffle=False)
+    assert ours.mean == pytest.approx(ref["inception_score_mean"], abs=1e-6)
+    assert ours.std == pytest.approx(ref["inception_score_std"], abs=1e-6)
+
+
+# ------------------------------------------------------- histogram-based classifier scores
+def test_histogram_coverage_and_kl():
+    counts = torch.tensor([5, 5, 0, 0])
+    assert scores.coverage(counts) == 2
+    assert scores.kl_to_uniform(counts) == pytest.approx(math.log(2))
+    assert scores.kl_to_uniform(torch.tensor([3, 3, 3])) == pytest.approx(0.0)
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    assert scores.class_histogram(probs).tolist() == [2, 1]
+
+
+# ---------------------------------------------------------------------------- FID, KID
+def _fid_scipy(mu1, s1, mu2, s2):
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def test_fid_known_cases():
+    mu = torch.zeros(3)
+    cov = torch.diag(torch.tensor([1.0, 2.0, 3.0]))
+    assert scores.frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-6)
+    # Diagonal Gaussians: |μ1-μ2|² + Σ (σ1 + σ2 − 2 √(σ1 σ2))
+    mu2 = torch.tensor([1.0, 0.0, 2.0])
+    cov2 = torch.diag(torch.tensor([4.0, 2.0, 1.0]))
+    expected = 5.0 + (1 + 4 - 4) + 0 + (3 + 1 - 2 * math.sqrt(3))
+    assert scores.frechet_distance(mu, cov, mu2, cov2) == pytest.approx(expected, rel=1e-9)
+
+
+def test_fid_matches_independent_scipy_computation():
+    torch.manual_seed(0)
+    a, b = torch.randn(500, 16), torch.randn(500, 16) @ torch.randn(16, 16) * 0.5 + 0.3
+    (m1, s1), (m2, s2) = scores.feature_statistics(a), scores.feature_statistics(b)
+    expected = _fid_scipy(m1.numpy(), s1.numpy(), m2.numpy(), s2.numpy())
+    assert scores.frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-6)
+    torch.testing.assert_close(s1, torch.from_numpy(np.cov(a.double().numpy(), rowvar=False)))
+
+
+def test_kid_near_zero_for_same_distribution_and_positive_for_shift():
+    torch.manual_seed(0)
+    a, b = torch.randn(600, 8), torch.randn(600, 8)
+    same = scores.kernel_inception_distance(a, b, subsets=20, subset_size=300)
+    shifted = scores.kernel_inception_distance(a, b + 1.0, subsets=20, subset_size=300)
+    assert abs(same.mean) < 0.05 and shifted.mean > 10 * abs(same.mean) + 0.1
+
+
+# ------------------------------------------------------------------- Inception, offline
+@pytest.fixture(scope="module")
+def random_inception_weights(tmp_path_factory):
+    """A randomly initialised Inception with the real architecture, saved like the real file."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
+    mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None)
+    torch.manual_seed(0)
+    net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    mp.undo()
+    path = tmp_path_factory.mktemp("inception") / "random_inception.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_inception_features_offline(random_inception_weights):
+    from gantricks.metrics.inception import Inception
+
+    inc = Inception(random_inception_weights)
+    gray = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+    out = inc.features([gray])
+    assert out["2048"].shape == (3, 2048) and out["logits_unbiased"].shape == (3, 1008)
+    rgb = inc.features([gray.repeat(1, 3, 1, 1)])
+    torch.testing.assert_close(out["logits_unbiased"], rgb["logits_unbiased"])
+    assert inc.describe()["weights_sha256"] and len(inc.describe()["weights_sha256"]) == 16
+
+
+def test_missing_inception_weights_are_a_clear_error(tmp_path, monkeypatch):
+    from gantricks.metrics import inception
+
+    with pytest.raises(GantricksError, match="does not exist"):
+        inception.resolve_weights(tmp_path / "nope.pth")
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(GantricksError) as err:
+        inception.resolve_weights(None)
+    msg = str(err.value)
+    assert "pt_inception-2015-12-05-6726825d.pth" in msg and "--inception-weights" in msg
+    assert not list((tmp_path / "hub" / "checkpoints").glob("*.part"))  # no partial file left
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(GantricksError, match="not a usable Inception weights file"):
+        inception.Inception(bad)
+
+
+def test_evaluate_run_with_inception_metrics(tmp_path, random_inception_weights, capsys):
+    """`gantricks eval` end to end: IS, FID, KID with a random network, outputs written."""
+    import json
+
+    from gantricks.cli import main
+    from gantricks.run import prepare
+
+    from .conftest import QUIET
+
+    opts = {
+        "out_dir": str(tmp_path / "runs"),
+        "ngf": 8,
+        "ndf": 8,
+        "nz": 16,
+        "batch_size": 16,
+        "steps": 2,
+        "device": "cpu",
+        "data_dir": str(tmp_path / "data"),
+    }
+    t, _ = prepare(opts, plugins=[q for q in QUIET if q != "no:tensorboard"])
+    t.fit()
+    args = [
+        "eval",
+        str(t.run_dir),
+        "--metrics",
+        "is,fid,kid",
+        "--num-samples",
+        "20",
+        "--splits",
+        "2",
+        "--batch-size",
+        "10",
+        "--reference-samples",
+        "20",
+        "--inception-weights",
+        str(random_inception_weights),
+        "--device",
+        "cpu",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Inception Score" in printed and "2 contiguous splits" in printed
+    result = json.loads((t.run_dir / "eval" / "step_0000002.json").read_text())
+    m = result["metrics"]
+    assert len(m["is"]["splits"]) == 2 and m["is"]["mean"] >= 1.0
+    assert m["fid"]["value"] > 0 and m["fid"]["reference_images"] == 20
+    assert result["networks"]["inception"]["weights"] == "random_inception.pth"
+    stats = list((tmp_path / "data" / ".gantricks-stats").glob("glyphs-28px-n20-*.pt"))
+    assert len(stats) == 1  # cached next to the data, network hash in the name
+    # Scores reach the run's TensorBoard.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(t.run_dir / "tb"))
+    acc.Reload()
+    assert {"eval/is", "eval/fid", "eval/kid"} <= set(acc.Tags()["scalars"])
