@@ -42,7 +42,7 @@ def templates() -> torch.Tensor:
     return out
 
 
-def generate(n: int, seed: int, chunk: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+def generate(n: int, seed: int, chunk: int = 2_000) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` glyph images (uint8, (n, 1, 28, 28)) and their labels (int64, (n,))."""
     gen = torch.Generator().manual_seed(seed)
     base = templates()
