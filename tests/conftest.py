@@ -9,6 +9,14 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 QUIET = ["no:progress", "no:tensorboard", "no:eval"]
+#: The five Improved-GAN tricks, by plugin name.
+TRICKS = [
+    "feature_matching",
+    "minibatch",
+    "historical_averaging",
+    "label_smooth",
+    "virtual_batchnorm",
+]
 
 
 @pytest.fixture

@@ -9,15 +9,8 @@ import torch
 
 from gantricks.run import prepare
 
-from .conftest import QUIET
+from .conftest import QUIET, TRICKS
 
-TRICKS = [
-    "feature_matching",
-    "minibatch",
-    "historical_averaging",
-    "label_smooth",
-    "virtual_batchnorm",
-]
 # Every Tensor method that copies a value to the host (and so waits for the device).
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 

@@ -15,15 +15,7 @@ from gantricks_plugins.historical_averaging import RunningMean
 from gantricks_plugins.minibatch import MinibatchHead, minibatch_features
 from gantricks_plugins.virtual_batchnorm import VirtualBatchNorm2d, WithReference
 
-from .conftest import QUIET, SHARED_DATA, mnist_available
-
-TRICKS = [
-    "feature_matching",
-    "minibatch",
-    "historical_averaging",
-    "label_smooth",
-    "virtual_batchnorm",
-]
+from .conftest import QUIET, SHARED_DATA, TRICKS, mnist_available
 
 
 class Spy:
