@@ -91,18 +91,28 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
     from gantricks.run import prepare
 
     trainer, ckpt = prepare(train_options(args), _split_plugins(args.plugins), args.resume)
-    print(
-        f"gantricks: {trainer.config.dataset} {trainer.data.image_size}px, "
-        f"{len(trainer.data)} images, {trainer.total_steps} steps of batch "
-        f"{trainer.config.batch_size} on {trainer.device}; plugins: "
-        f"{', '.join(trainer.plugins.plugins)}; run folder {trainer.run_dir}"
-        + (f"; resuming from step {ckpt['step']}" if ckpt else ""),
-        flush=True,
-    )
-    trainer.fit(resume=ckpt)
+    world = trainer.dist.world_size
+    if trainer.dist.is_main:
+        print(
+            f"gantricks: {trainer.config.dataset} {trainer.data.image_size}px, "
+            f"{len(trainer.data)} images, {trainer.total_steps} steps of batch "
+            f"{trainer.config.batch_size}"
+            + (f" × {world} processes" if world > 1 else "")
+            + f" on {trainer.device}; plugins: {', '.join(trainer.plugins.plugins)}; "
+            f"run folder {trainer.run_dir}"
+            + (f"; resuming from step {ckpt['step']}" if ckpt else ""),
+            flush=True,
+        )
+    try:
+        trainer.fit(resume=ckpt)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
     return 130 if trainer.stop_requested else 0
 
 

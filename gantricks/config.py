@@ -55,6 +55,7 @@ class RunConfig(BaseModel):
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast forwards")
     channels_last: bool = Field(True, description="NHWC memory layout (measured faster)")
     compile: bool = Field(False, description="torch.compile G and D (falls back if it fails)")
+    sync_bn: bool = Field(False, description="multi-process: batch norm over the global batch")
     plugins: list[str] = Field(default_factory=list, description="resolved plugin list")
     plugin_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

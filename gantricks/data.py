@@ -223,15 +223,23 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 class BatchSampler:
     """Endless shuffled batches from device-resident uint8 images, without host syncs."""
 
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int) -> None:
-        if images.shape[0] < batch_size:
+    def __init__(
+        self, images: torch.Tensor, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        global_batch = batch_size * world_size
+        if images.shape[0] < global_batch:
             raise GantricksError(
-                f"batch_size {batch_size} is larger than the dataset ({images.shape[0]} images)"
+                f"batch_size {batch_size} × {world_size} process(es) is larger than the "
+                f"dataset ({images.shape[0]} images)"
             )
         self.images = images
         self.batch_size = batch_size
+        # Every rank draws the same global batch and takes its own slice of it, so a
+        # multi-process run sees exactly the data of one process with the global batch.
+        self.global_batch = global_batch
+        self.offset = rank * batch_size
         self.generator = torch.Generator().manual_seed(seed)
-        self.batches_per_epoch = images.shape[0] // batch_size  # the last partial batch is dropped
+        self.batches_per_epoch = images.shape[0] // global_batch  # last partial batch dropped
         self.epoch = 0
         self.position = 0
         self.perm = self._new_perm()
@@ -245,7 +253,7 @@ class BatchSampler:
             self.epoch += 1
             self.position = 0
             self.perm = self._new_perm()
-        start = self.position * self.batch_size
+        start = self.position * self.global_batch + self.offset
         idx = self.perm[start : start + self.batch_size]
         self.position += 1
         return to_float(self.images.index_select(0, idx))

@@ -17,7 +17,7 @@ from gantricks.config import RunConfig, merge, to_json, validate_core
 from gantricks.data import NATIVE_SIZE, load_dataset
 from gantricks.errors import GantricksError
 from gantricks.models import Models, build_models
-from gantricks.plugin_manager import PluginManager, resolve_specs
+from gantricks.plugin_manager import DEFAULT_PLUGINS, PluginManager, resolve_specs
 from gantricks.trainer import Trainer, resolve_device
 
 _CORE_KEYS = set(RunConfig.model_fields) - {"plugin_options"}
@@ -75,6 +75,9 @@ def prepare(
     :param resume: a run folder or checkpoint file to continue.
     :param extra_plugins: already-made plugin objects and names to register (API/tests).
     """
+    from gantricks import distributed
+
+    rank = distributed.init_from_env(str(options.get("device", "auto")))
     ckpt = None
     base: dict[str, Any] = {}
     if resume is not None:
@@ -92,6 +95,10 @@ def prepare(
     core["plugins"] = specs
     config = validate_core(core)
 
+    if not rank.is_main:
+        # Logging, samples, checkpoints and evaluation happen on rank 0 only.
+        specs = [s for s in specs if s not in DEFAULT_PLUGINS]
+        plugin_opts = {k: v for k, v in plugin_opts.items() if k not in DEFAULT_PLUGINS}
     pm = load_plugins(specs, plugin_opts)
     for obj, name in extra_plugins or []:
         pm.register(obj, name)
@@ -99,9 +106,13 @@ def prepare(
         config.image_size = NATIVE_SIZE[config.dataset]
     config.plugin_options = pm.resolved_options()
 
+    if rank.enabled and not rank.is_main:
+        distributed.barrier()  # rank 0 downloads a missing dataset first
     data = load_dataset(
         config.dataset, config.data_dir, config.image_size, train=True, download=config.download
     )
+    if rank.enabled and rank.is_main:
+        distributed.barrier()
     if ckpt is not None:
         if (ckpt.get("image_size"), ckpt.get("channels")) != (data.image_size, data.channels):
             raise GantricksError(
@@ -111,11 +122,16 @@ def prepare(
             )
         run_dir = run_dir_of(ckpt["path"])
     else:
-        run_dir = _new_run_dir(config)
+        run_dir = _new_run_dir(config) if rank.is_main else None
+        if rank.enabled:
+            run_dir = Path(distributed.broadcast_object(None if run_dir is None else str(run_dir)))
+    assert run_dir is not None
     config.name = run_dir.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if rank.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, pm, data, run_dir)
-    (run_dir / "config.json").write_text(to_json(config) + "\n")
+    if rank.is_main:
+        (run_dir / "config.json").write_text(to_json(config) + "\n")
     return trainer, ckpt
 
 

@@ -10,6 +10,7 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from gantricks.data import to_uint8
+from gantricks.distributed import local_statistics
 
 
 def fixed_noise(n: int, nz: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -28,7 +29,8 @@ def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 512) -> to
     """
     saved = {name: buf.clone() for name, buf in generator.named_buffers()}
     try:
-        out = [generator(chunk) for chunk in z.split(batch_size)]
+        with local_statistics():
+            out = [generator(chunk) for chunk in z.split(batch_size)]
     finally:
         buffers = dict(generator.named_buffers())
         for name, value in saved.items():

@@ -25,12 +25,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gantricks import checkpoint
+from gantricks import checkpoint, distributed
 from gantricks.config import RunConfig
 from gantricks.data import BatchSampler, ImageData
 from gantricks.errors import GantricksError, PluginError, TrainingStopped
 from gantricks.models import Models, build_models
-from gantricks.plugin_manager import PluginManager
+from gantricks.plugin_manager import DEFAULT_PLUGINS, PluginManager
 from gantricks.sampling import fixed_noise, generate
 
 ONE = 1.0
@@ -76,10 +76,14 @@ def _adam(module: torch.nn.Module, lr: float, config: RunConfig) -> torch.optim.
         return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA when available. Each process of a multi-GPU run takes its local GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    if name == "cuda":
         raise GantricksError(
             "--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto"
         )
@@ -101,9 +105,11 @@ class Trainer:
         self.hook = plugins.hook
         self.data = data
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(config.device)
+        self.dist = distributed.current()
+        self.device = resolve_device(config.device, self.dist.local_rank)
         self.step = 0
         self.stop_requested = False
+        self._agreed_stop = False  # multi-process: all ranks stop at the same step
         self._bf16 = config.precision == "bf16"
         self.hook.gantricks_configure(config=config)
 
@@ -112,6 +118,9 @@ class Trainer:
             config.nz, data.channels, data.image_size, config.ngf, config.ndf
         )
         self.hook.gantricks_build_models(models=self.models, config=config)
+        if config.sync_bn and self.dist.enabled:
+            distributed.convert_batchnorm(self.models.generator)
+            distributed.convert_batchnorm(self.models.discriminator)
         self.models.to(self.device)
         if config.channels_last:
             for m in (self.models.generator, self.models.discriminator):
@@ -128,7 +137,11 @@ class Trainer:
             for opt in (self.opt_g, self.opt_d)
         }
         self.sampler = BatchSampler(
-            data.images.to(self.device), config.batch_size, seed=config.seed + 1
+            data.images.to(self.device),
+            config.batch_size,
+            seed=config.seed + 1,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
         )
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 2)
         self.total_steps = self._total_steps()
@@ -182,7 +195,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume is not None:
             self.load_core_state(resume)
-            self._trim_metrics()
+            if self.dist.is_main:
+                self._trim_metrics()
         reason = "error"
         try:
             self.hook.gantricks_train_start(trainer=self)
@@ -190,7 +204,7 @@ class Trainer:
                 self.load_plugin_state(resume)
             with self._graceful_interrupt():
                 first = True
-                while self.step < self.total_steps and not self.stop_requested:
+                while self.step < self.total_steps and not self._stopping():
                     if first and self.config.compile:
                         self._compiled_step_or_fallback()
                     else:
@@ -214,6 +228,11 @@ class Trainer:
         finally:
             self.hook.gantricks_train_end(trainer=self, reason=reason)
         return self.last_scalars
+
+    def _stopping(self) -> bool:
+        # Across processes the Ctrl-C flag is agreed on at log steps (see log()), so that
+        # every rank leaves the loop after the same step and no collective is left waiting.
+        return self._agreed_stop if self.dist.enabled else self.stop_requested
 
     def autocast(self) -> torch.autocast:
         """Forward passes run in bf16 with ``precision = "bf16"``; backward stays outside."""
@@ -243,7 +262,9 @@ class Trainer:
         real = self.sampler.next()
         if self.config.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        z = self.sample_z(real.shape[0])
+        z = self.sample_z(real.shape[0] * self.dist.world_size)
+        if self.dist.enabled:  # the same global z on every rank; each takes its slice
+            z = z[self.sampler.offset : self.sampler.offset + real.shape[0]]
         with self.autocast():
             fake = G(z)
             batch = StepBatch(real=real, z=z, fake=fake)
@@ -283,6 +304,8 @@ class Trainer:
         # Gradients only for this player's parameters: the generator's backward pass then
         # skips the discriminator's weight gradients, which nothing would use.
         loss.backward(inputs=self._params[id(opt)])
+        if self.dist.enabled:
+            distributed.average_gradients(self._params[id(opt)], self.dist.world_size)
         opt.step()
         self._accumulate({f"{prefix}/{k}": v for k, v in terms.items()})
         return loss.detach()
@@ -301,7 +324,11 @@ class Trainer:
         if not self._window_steps:
             return self.last_scalars
         names = list(self._sums)
-        values = torch.stack([self._sums[n] for n in names]).div_(self._window_steps).tolist()
+        stacked = torch.stack([self._sums[n] for n in names]).div_(self._window_steps)
+        if self.dist.enabled:
+            stacked = distributed.mean_across_ranks(stacked)
+            self._agreed_stop = distributed.any_rank(self.stop_requested, self.device)
+        values = stacked.tolist()
         elapsed = time.perf_counter() - self._window_start
         scalars = dict(zip(names, values, strict=True))
         scalars["img_per_s"] = self._window_steps * self.config.batch_size / max(elapsed, 1e-9)
@@ -309,8 +336,9 @@ class Trainer:
         self._sums, self._window_steps = {}, 0
         self._window_start = time.perf_counter()
         self.hook.gantricks_log(trainer=self, step=self.step, scalars=scalars)
-        with (self.run_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps({"step": self.step, "time": time.time(), **scalars}) + "\n")
+        if self.dist.is_main:
+            with (self.run_dir / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps({"step": self.step, "time": time.time(), **scalars}) + "\n")
         self.last_scalars = scalars
         bad = [n for n in names if not math.isfinite(scalars[n])]
         if bad:
@@ -427,7 +455,9 @@ class Trainer:
         path = ckpt.get("path", "checkpoint")
         saved = ckpt.get("plugins", {})
         stateful = set(self.plugins.implementers("gantricks_state_dict"))
-        unknown = sorted(set(saved) - set(self.plugins.plugins))
+        # Ranks other than 0 run without the default (logging, saving) plugins.
+        rank0_only = set() if self.dist.is_main else set(DEFAULT_PLUGINS)
+        unknown = sorted(set(saved) - set(self.plugins.plugins) - rank0_only)
         if unknown:
             raise GantricksError(
                 f"checkpoint {path!r} holds state of plugin(s) {', '.join(unknown)}, which "
@@ -445,4 +475,6 @@ class Trainer:
                 "Resume without them or start a new run."
             )
         for name, state in saved.items():
+            if name in rank0_only and name not in self.plugins.plugins:
+                continue
             self.plugins.call_one(name, "gantricks_load_state_dict", trainer=self, state=state)
