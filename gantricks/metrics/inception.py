@@ -110,5 +110,5 @@ class Inception:
                 images = images.expand(-1, 3, -1, -1)
             feats = self.net(images.to(self.device, non_blocking=True))
             for name, value in zip(FEATURES, feats, strict=True):
-                out[name].append(value.double().cpu())
-        return {k: torch.cat(v) for k, v in out.items()}
+                out[name].append(value)  # stays on the device: one copy to the host at the end
+        return {k: torch.cat(v).double().cpu() for k, v in out.items()}
