@@ -1,0 +1,103 @@
+"""`gantricks bench`: combos × seeds, reports, statistics, resume and failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+
+import pytest
+import torch
+
+from gantricks import GantricksError
+from gantricks.bench import (
+    TRICKS,
+    BenchSpec,
+    ablation_combos,
+    load_combo_file,
+    parse_combos,
+    run_bench,
+)
+from gantricks.metrics.classifier import DigitClassifier, classifier_path, save_classifier
+
+
+@pytest.fixture
+def spec(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANTRICKS_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    info = {"dataset": "glyphs", "test_accuracy": 0.99}
+    save_classifier(DigitClassifier().eval(), classifier_path("glyphs"), info)
+    base = {"ngf": 8, "ndf": 8, "nz": 16, "batch_size": 16, "steps": 4, "device": "cpu"}
+    return BenchSpec(
+        combos=parse_combos("none; label_smooth,historical_averaging"),
+        seeds=2,
+        base=base,
+        metrics=["classifier"],
+        out=tmp_path / "bench",
+        num_samples=20,
+        command="gantricks bench (test)",
+    )
+
+
+def test_parse_combos_and_ablation():
+    combos = parse_combos(" none ; minibatch,label_smooth; all ")
+    assert [c.name for c in combos] == ["none", "minibatch,label_smooth", "all"]
+    assert combos[0].plugins == [] and combos[2].plugins == list(TRICKS)
+    ab = ablation_combos()
+    assert [c.name for c in ab][:2] == ["all", "all - feature_matching"]
+    assert len(ab) == 6 and all(len(c.plugins) == 4 for c in ab[1:])
+    with pytest.raises(GantricksError, match="names no combination"):
+        parse_combos(" ; ")
+
+
+def test_combo_file_with_options(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text(
+        '[[combo]]\nname = "mb50"\nplugins = ["minibatch"]\n'
+        "[combo.options.minibatch]\nkernels = 50\n\n"
+        '[[combo]]\nplugins = "all"\n'
+    )
+    combos = load_combo_file(f)
+    assert combos[0].options == {"minibatch": {"kernels": 50}}
+    assert combos[1].name == ",".join(TRICKS)
+    f.write_text('[[combo]]\nname = "x"\nplugin = ["minibatch"]\n')
+    with pytest.raises(GantricksError, match="keys must be name, plugins, options"):
+        load_combo_file(f)
+
+
+def test_tiny_bench_writes_every_report_with_correct_statistics(spec):
+    records = run_bench(spec)
+    assert [(r["combo"], r["seed"], r["status"]) for r in records] == [
+        ("none", 0, "ok"),
+        ("none", 1, "ok"),
+        ("label_smooth,historical_averaging", 0, "ok"),
+        ("label_smooth,historical_averaging", 1, "ok"),
+    ]
+    out = spec.out
+    for name in ("results.csv", "results.json", "results.md", "results.png"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 4
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    for combo in ("none", "label_smooth,historical_averaging"):
+        values = [float(r["classifier_score"]) for r in rows if r["combo"] == combo]
+        row = next(s for s in summary if s["combo"] == combo)
+        assert row["classifier_score"] == pytest.approx(statistics.fmean(values))
+        assert row["classifier_score_std"] == pytest.approx(statistics.stdev(values))
+        assert row["runs"] == 2
+    md = (out / "results.md").read_text()
+    assert "gantricks bench (test)" in md and "torch" in md and "**" in md
+    # Each run is a normal run folder, with the trick's loss terms in its log.
+    run = out / "runs" / "label_smooth_historical_averaging-seed1"
+    assert "loss_g/hist_avg" in (run / "metrics.jsonl").read_text()
+
+
+def test_bench_resumes_and_records_failures(spec):
+    spec.combos = parse_combos("none; nosuchtrick")
+    first = run_bench(spec)
+    assert [r["status"] for r in first] == ["ok", "ok", "failed", "failed"]
+    assert "unknown plugin 'nosuchtrick'" in first[2]["error"]
+    assert "failed" in (spec.out / "results.md").read_text()
+    second = run_bench(spec)
+    assert [r.get("skipped", False) for r in second] == [True, True, False, False]
+    assert [r["metrics"] for r in second[:2]] == [r["metrics"] for r in first[:2]]
