@@ -13,28 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from pathlib import Path
 
 import torch
 
 from gantricks.metrics.evaluate import EvalSettings, Evaluator
+from gantricks.metrics.inception import save_random_weights
 from gantricks.models import build_models
-
-
-def random_inception_weights() -> str:
-    """Save a randomly initialised torch-fidelity Inception and return the file's path."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
-    saved = fe.load_state_dict_from_url, fe.FeatureExtractorInceptionV3.load_state_dict
-    fe.load_state_dict_from_url = lambda *a, **k: None
-    fe.FeatureExtractorInceptionV3.load_state_dict = lambda self, sd: None
-    try:
-        torch.manual_seed(0)
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    finally:
-        fe.load_state_dict_from_url, fe.FeatureExtractorInceptionV3.load_state_dict = saved
-    path = tempfile.mktemp(suffix="-random-inception.pth")
-    torch.save(net.state_dict(), path)
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--inception-weights", help="real weights; default: random weights")
     args = p.parse_args(argv)
-    weights = args.inception_weights or random_inception_weights()
+    weights = args.inception_weights or str(
+        save_random_weights(Path(tempfile.mkdtemp()) / "random-inception.pth")
+    )
     settings = EvalSettings(
         metrics=["is"],
         num_samples=args.num_samples,

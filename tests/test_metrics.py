@@ -98,17 +98,9 @@ def test_kid_near_zero_for_same_distribution_and_positive_for_shift():
 @pytest.fixture(scope="module")
 def random_inception_weights(tmp_path_factory):
     """A randomly initialised Inception with the real architecture, saved like the real file."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
+    from gantricks.metrics.inception import save_random_weights
 
-    mp = pytest.MonkeyPatch()
-    mp.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
-    mp.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None)
-    torch.manual_seed(0)
-    net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    mp.undo()
-    path = tmp_path_factory.mktemp("inception") / "random_inception.pth"
-    torch.save(net.state_dict(), path)
-    return path
+    return save_random_weights(tmp_path_factory.mktemp("inception") / "random_inception.pth")
 
 
 def test_inception_features_offline(random_inception_weights):

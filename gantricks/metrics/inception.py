@@ -61,6 +61,24 @@ def resolve_weights(path: str | Path | None = None) -> Path:
     return cached
 
 
+def save_random_weights(path: str | Path, seed: int = 0) -> Path:
+    """Save a randomly initialised network of the real architecture, in the real file's
+    format: the same compute and shapes, a meaningless score. For offline tests and speed
+    measurements only."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    saved = fe.load_state_dict_from_url, fe.FeatureExtractorInceptionV3.load_state_dict
+    fe.load_state_dict_from_url = lambda *a, **k: None  # skip the download in __init__
+    fe.FeatureExtractorInceptionV3.load_state_dict = lambda self, sd: None
+    try:
+        torch.manual_seed(seed)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    finally:
+        fe.load_state_dict_from_url, fe.FeatureExtractorInceptionV3.load_state_dict = saved
+    torch.save(net.state_dict(), path)
+    return Path(path)
+
+
 def file_hash(path: str | Path, length: int = 16) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
