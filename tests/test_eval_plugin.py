@@ -60,3 +60,26 @@ def test_eval_plugin_is_quiet_without_a_classifier_and_checks_metrics(tiny, tmp_
         prepare({**tiny, "eval": {"metrics": ["isc"]}}, plugins=["no:progress"])
     with pytest.raises(GantricksError, match=r"eval\.best='fid' is not one of"):
         prepare({**tiny, "eval": {"metrics": ["classifier"], "best": "fid"}})
+
+
+def test_eval_plugin_on_stacked_mnist_keeps_best_by_modes(tiny, cache):
+    from .conftest import SHARED_DATA, mnist_available
+
+    if not mnist_available():
+        pytest.skip("shared MNIST not present")
+    info = {"dataset": "mnist", "test_accuracy": 0.99}
+    save_classifier(DigitClassifier().eval(), classifier_path("mnist"), info)
+    quiet = [p for p in QUIET if p != "no:eval"]
+    opts = {
+        **tiny,
+        "dataset": "stacked-mnist",
+        "data_dir": str(SHARED_DATA),
+        "download": False,
+        "steps": 2,
+        "eval": {"every": 2, "num_samples": 20},
+    }
+    t, _ = prepare(opts, plugins=quiet)
+    t.fit()
+    rows = [json.loads(x) for x in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert 1 <= rows[-1]["eval/modes_covered"] <= 20
+    assert (t.run_dir / "checkpoints" / "best.pt").is_file()
