@@ -25,6 +25,12 @@ def _split_plugins(values: list[str] | None) -> list[str] | None:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
+def _add_set(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", dest="sets", help=help
+    )
+
+
 def _add_train(sub: Any) -> None:
     p = sub.add_parser(
         "train",
@@ -39,15 +45,7 @@ def _add_train(sub: Any) -> None:
         help="comma-separated plugins: names, module paths or ./file.py; "
         "no:NAME removes a default (progress, tensorboard, checkpoint, samples)",
     )
-    p.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="sets",
-        help="set an option: steps=2000, minibatch.kernels=50",
-    )
+    _add_set(p, "set an option: steps=2000, minibatch.kernels=50")
     p.add_argument("--config", metavar="TOML", help="TOML file of options")
     p.add_argument(
         "--resume",
@@ -264,15 +262,7 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="sets",
-        help="core options for every run, e.g. lr_g=1e-4",
-    )
+    _add_set(p, "core options for every run, e.g. lr_g=1e-4")
     p.set_defaults(func=cmd_bench)
 
 
