@@ -10,6 +10,7 @@ device between steps.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -205,8 +206,8 @@ class Trainer:
             with self._graceful_interrupt():
                 first = True
                 while self.step < self.total_steps and not self._stopping():
-                    if first and self.config.compile:
-                        self._compiled_step_or_fallback()
+                    if first:
+                        self.first_step()
                     else:
                         self.train_step()
                     first = False
@@ -238,8 +239,18 @@ class Trainer:
         """Forward passes run in bf16 with ``precision = "bf16"``; backward stays outside."""
         return torch.autocast(self.device.type, torch.bfloat16, enabled=self._bf16)
 
-    def _compiled_step_or_fallback(self) -> None:
-        """Run the first step compiled; if compilation fails, warn and go on uncompiled."""
+    def first_step(self) -> None:
+        """The first training step; with ``compile`` on, compiled, or eager if compiling fails.
+
+        Inductor can fail at compile time or only when a compiled backward first runs, which
+        may be after the discriminator's update of this step. So the state is snapshotted
+        first and restored on failure: the step is then taken once, uncompiled, and the run
+        is exactly the run an eager start would have given.
+        """
+        if not self.config.compile:
+            self.train_step()
+            return
+        snapshot = copy.deepcopy(self.state_dict())
         try:
             self.train_step()
         except Exception as e:  # dynamo/inductor raise many types; any of them means "no"
@@ -253,6 +264,8 @@ class Trainer:
             torch._dynamo.reset()
             for m in (self.models.generator, self.models.discriminator):
                 m._compiled_call_impl = None  # undo nn.Module.compile()
+            self.load_core_state(snapshot)
+            self.load_plugin_state(snapshot)
             self._sums, self._window_steps = {}, 0
             self.train_step()
 

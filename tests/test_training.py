@@ -164,3 +164,32 @@ def test_default_run_improves_samples(tmp_path):
     trainer.fit()
     rows = [json.loads(x) for x in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert all(0.05 < r["loss_d"] < 2.0 for r in rows[-5:])
+
+
+def test_compile_failing_mid_step_falls_back_to_exactly_the_eager_run(tiny):
+    # Inductor can fail in the generator's compiled backward, after the discriminator's update
+    # of the same step: the fallback must undo that update, not apply it twice.
+    opts = {**tiny, "steps": 3}
+    eager, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:eval"])
+    eager.fit()
+    trainer, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:eval"])
+    trainer.config = trainer.config.model_copy(update={"compile": True})
+    real_step, calls = trainer.train_step, []
+
+    def step_failing_once() -> None:
+        calls.append(1)
+        real_step()
+        if len(calls) == 1:
+            raise AssertionError("assert_size_stride: expected stride 1 at dim=1")
+
+    trainer.train_step = step_failing_once
+    with pytest.warns(UserWarning, match="torch.compile failed .*training continues"):
+        trainer.fit()
+    assert len(calls) == 4  # the failed try, then three eager steps
+    for a, b in zip(eager.models.discriminator.state_dict().values(),
+                    trainer.models.discriminator.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(eager.models.generator.parameters(),
+                    trainer.models.generator.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert trainer.last_scalars["loss_d"] == eager.last_scalars["loss_d"]
