@@ -25,6 +25,12 @@ NATIVE_SIZE = {
 }  # fmt: skip
 
 # What a user must place where, for datasets that cannot be downloaded here.
+#: Datasets with class labels, and how many classes.
+NUM_CLASSES = {
+    "glyphs": 10, "mnist": 10, "fashion-mnist": 10, "cifar10": 10, "svhn": 10,
+    "stacked-mnist": 1000,
+}  # fmt: skip
+
 _EXPECTED_FILES = {
     "mnist": ("MNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
               "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or the same names + .gz)"),

@@ -1,0 +1,342 @@
+"""Semi-supervised learning with a K+1-class discriminator (Salimans et al. 2016, section 5)."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from gantricks import GantricksError, Models, RunConfig, StepBatch, Trainer, hookimpl
+from gantricks.data import NUM_CLASSES, load_dataset, to_float
+
+
+# ------------------------------------------------------------------------- the losses
+def gan_logit(class_logits: torch.Tensor) -> torch.Tensor:
+    """The real-vs-fake logit of a K+1 classifier whose fake-class logit is fixed at 0.
+
+    D(x) = Z/(Z+1) with Z = Σ_k exp l_k, so D(x) = sigmoid(log Z) and the logit is
+    logsumexp(l): binary cross-entropy on it is −log D(x) (target 1) or −log(1 − D(x))
+    (target 0), computed stably as softplus(∓ logsumexp(l)).
+    """
+    return torch.logsumexp(class_logits.float(), dim=1, keepdim=True)
+
+
+def supervised_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """−log p(y | x, y < K+1) = −l_y + logsumexp(l): cross-entropy over the K real classes."""
+    return F.cross_entropy(class_logits.float(), labels)
+
+
+def balanced_subset(
+    labels: torch.Tensor, per_class: int, num_classes: int, seed: int
+) -> torch.Tensor:
+    """Indices of ``per_class`` examples of every class, drawn with a seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for k in range(num_classes):
+        members = (labels == k).nonzero().flatten()
+        if len(members) < per_class:
+            raise GantricksError(
+                f"semi_supervised.labels_per_class={per_class}: class {k} has only "
+                f"{len(members)} training examples; allowed: 1..{len(members)}"
+            )
+        picked.append(members[torch.randperm(len(members), generator=gen)[:per_class]])
+    return torch.cat(picked).sort().values
+
+
+# --------------------------------------------------------- the paper's MNIST model
+class WNLinear(nn.Module):
+    """Weight-normalised linear layer: w_j = g_j · v_j / ‖v_j‖ (Salimans & Kingma 2016).
+
+    With ``train_scale=False`` (the paper's hidden layers) g is set once by the
+    data-dependent initialisation and then kept fixed: it is a buffer, not a parameter.
+    """
+
+    def __init__(self, n_in: int, n_out: int, train_scale: bool = True) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(n_out, n_in) * 0.05)
+        if train_scale:
+            self.g = nn.Parameter(torch.ones(n_out))
+        else:
+            self.register_buffer("g", torch.ones(n_out))
+        self.b = nn.Parameter(torch.zeros(n_out))
+        self.initialising = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        direction = self.v / self.v.norm(dim=1, keepdim=True)
+        if self.initialising:
+            # Data-dependent init: this batch's pre-activations get zero mean and unit std.
+            with torch.no_grad():
+                t = F.linear(x, direction)
+                mean, std = t.mean(0), t.std(0, unbiased=False) + 1e-8
+                self.g.copy_(1.0 / std)
+                self.b.copy_(-mean / std)
+            self.initialising = False
+        return F.linear(x, direction * self.g.unsqueeze(1), self.b)
+
+
+class GaussianNoise(nn.Module):
+    """x + N(0, σ²) noise in training mode; identity in evaluation mode."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.sigma == 0:
+            return x
+        return x + self.sigma * torch.randn_like(x)
+
+
+class ToUnitRange(nn.Module):
+    """Images in [−1, 1] → flat vectors in [0, 1], the scale the paper's noise σ refers to."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).add(1.0).mul(0.5)
+
+
+def mlp_trunk(n_in: int) -> nn.Sequential:
+    """The paper's MNIST discriminator up to its last hidden layer (the matched features):
+    noise σ=0.3 on the input, then 1000-500-250-250-250 weight-normalised ReLU layers,
+    each with noise σ=0.5 on its input."""
+    layers: list[nn.Module] = [ToUnitRange(), GaussianNoise(0.3)]
+    widths = [n_in, 1000, 500, 250, 250, 250]
+    for i, (a, b) in enumerate(pairwise(widths)):
+        if i > 0:
+            layers.append(GaussianNoise(0.5))
+        layers += [WNLinear(a, b, train_scale=False), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class ShiftOnlyBatchNorm(nn.Module):
+    """Batch norm with a learned shift and no learned scale (the paper's generator)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(n, affine=False)
+        self.bias = nn.Parameter(torch.zeros(n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) + self.bias
+
+
+class MLPGenerator(nn.Module):
+    """The paper's MNIST generator: z → 500 → 500 (softplus, batch norm) → weight-normalised
+    sigmoid output, mapped to [−1, 1] like every gantricks generator."""
+
+    def __init__(self, nz: int, channels: int, image_size: int) -> None:
+        super().__init__()
+        self.nz, self.channels, self.image_size = nz, channels, image_size
+        self.net = nn.Sequential(
+            nn.Linear(nz, 500, bias=False),
+            ShiftOnlyBatchNorm(500),
+            nn.Softplus(),
+            nn.Linear(500, 500, bias=False),
+            ShiftOnlyBatchNorm(500),
+            nn.Softplus(),
+            WNLinear(500, channels * image_size * image_size, train_scale=True),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = torch.sigmoid(self.net(z.flatten(1))) * 2 - 1
+        return x.view(-1, self.channels, self.image_size, self.image_size)
+
+
+# ------------------------------------------------------------------ the discriminator
+class KPlusOneDiscriminator(nn.Module):
+    """features (trunk) → K class logits (head); returns (logsumexp logit, features).
+
+    The trainer's binary cross-entropy on the returned logit is the paper's unsupervised
+    loss; ``classify`` gives the K logits for the supervised loss and for testing.
+    """
+
+    def __init__(self, features: nn.Module, head: nn.Module, feature_dim: int) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+        self.feature_dim = feature_dim
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return gan_logit(self.head(h)), h
+
+
+class Plugin:
+    """Semi-supervised K+1 GAN: D classifies K classes, generated images are class K+1.
+
+    Salimans et al. (2016), section 5. The fake class's logit is fixed at 0, so
+    D(x) = Z/(Z+1), Z = Σ_k exp l_k (logsumexp, stable). D minimises the supervised
+    cross-entropy on a seeded, class-balanced labelled subset plus the usual unsupervised
+    GAN loss; G is trained by feature matching (add the feature_matching plugin, as
+    ``gantricks train --semi-supervised`` does). Test error on the test split is logged as
+    ``ssl/test_errors`` and written to ``ssl.json`` in the run folder.
+    """
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        labels_per_class: int = Field(10, gt=0, description="labelled examples per class")
+        label_seed: int | None = Field(
+            None, description="seed of the labelled subset (none: the run's seed)"
+        )
+        model: Literal["mlp", "dcgan"] = Field(
+            "mlp",
+            description="mlp: the paper's MNIST networks (weight norm, Gaussian noise); "
+            "dcgan: the DCGAN pair with a K-class head",
+        )
+        supervised_weight: float = Field(
+            2.0,
+            ge=0,
+            description="weight of the supervised term; 2 keeps the paper's ratio, whose "
+            "unsupervised loss is half the sum of gantricks' real and fake terms",
+        )
+        labelled_batch: int | None = Field(
+            None, gt=0, description="labelled examples per step (none: the batch size)"
+        )
+        eval_every: int = Field(1000, ge=0, description="steps between test-error evaluations")
+        init_examples: int = Field(
+            500, gt=0, description="training images for weight norm's data-dependent init"
+        )
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.pending: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+
+    @hookimpl
+    def gantricks_build_models(self, models: Models, config: RunConfig) -> None:
+        k = NUM_CLASSES.get(config.dataset)
+        if k is None:
+            raise GantricksError(
+                f"semi_supervised needs a labelled dataset; {config.dataset!r} has no class "
+                f"labels; allowed: {', '.join(NUM_CLASSES)}"
+            )
+        self.num_classes = k
+        d = models.discriminator
+        if self.config.model == "mlp":
+            g = models.generator
+            n_in = g.channels * g.image_size * g.image_size
+            models.generator = MLPGenerator(models.nz, g.channels, g.image_size)
+            head = nn.Sequential(GaussianNoise(0.5), WNLinear(250, k, train_scale=True))
+            models.discriminator = KPlusOneDiscriminator(mlp_trunk(n_in), head, 250)
+        else:
+            head = nn.Linear(d.feature_dim, k)
+            nn.init.normal_(head.weight, 0.0, 0.02)
+            nn.init.zeros_(head.bias)
+            models.discriminator = KPlusOneDiscriminator(d.features, head, d.feature_dim)
+
+    @hookimpl
+    def gantricks_train_start(self, trainer: Trainer) -> None:
+        data, cfg = trainer.data, trainer.config
+        if data.labels is None:
+            raise GantricksError(f"semi_supervised: dataset {cfg.dataset!r} has no labels")
+        seed = cfg.seed if self.config.label_seed is None else self.config.label_seed
+        self.indices = balanced_subset(
+            data.labels, self.config.labels_per_class, self.num_classes, seed
+        )
+        self.images = data.images[self.indices].to(trainer.device)
+        self.labels = data.labels[self.indices].to(trainer.device)
+        self.noise = torch.Generator(device=trainer.device).manual_seed(seed + 7)
+        self.batch = self.config.labelled_batch or cfg.batch_size
+        test = load_dataset(
+            cfg.dataset, cfg.data_dir, data.image_size, train=False, download=cfg.download
+        )
+        self.test_images = test.images.to(trainer.device)
+        self.test_labels = test.labels.to(trainer.device)
+        if trainer.step == 0 and self.config.model == "mlp":
+            self._data_dependent_init(trainer)
+
+    def _data_dependent_init(self, trainer: Trainer) -> None:
+        n = min(self.config.init_examples, len(trainer.data))
+        x = to_float(trainer.data.images[:n].to(trainer.device))
+        layers = [m for m in trainer.discriminator.modules() if isinstance(m, WNLinear)]
+        for m in layers:
+            m.initialising = True
+        with torch.no_grad():
+            trainer.discriminator(x)
+
+    @hookimpl
+    def gantricks_discriminator_loss(
+        self, trainer: Trainer, terms: dict[str, torch.Tensor], batch: StepBatch
+    ) -> None:
+        idx = torch.randint(
+            len(self.labels), (self.batch,), device=self.labels.device, generator=self.noise
+        )
+        x = to_float(self.images[idx])
+        if trainer.config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = trainer.discriminator.classify(x)
+        loss = supervised_loss(logits, self.labels[idx])
+        terms["supervised"] = self.config.supervised_weight * loss
+
+    @torch.no_grad()
+    def test_errors(self, trainer: Trainer) -> int:
+        """Misclassified test images, with D in evaluation mode (no noise, running BN)."""
+        d = trainer.discriminator
+        was_training = d.training
+        d.eval()
+        wrong = torch.zeros((), dtype=torch.long, device=trainer.device)
+        try:
+            for start in range(0, len(self.test_labels), 1000):
+                x = to_float(self.test_images[start : start + 1000])
+                with trainer.autocast():
+                    pred = d.classify(x).argmax(1)
+                wrong += (pred != self.test_labels[start : start + 1000]).sum()
+        finally:
+            d.train(was_training)
+        return int(wrong)  # the only host read, once per evaluation
+
+    @hookimpl
+    def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
+        every = self.config.eval_every
+        if not ((every and step % every == 0) or step == trainer.total_steps):
+            return
+        errors = self.test_errors(trainer)
+        n = len(self.test_labels)
+        self.pending = {"ssl/test_errors": float(errors), "ssl/test_error_pct": 100 * errors / n}
+        self.history.append({"step": step, "test_errors": errors})
+        if trainer.dist.is_main:
+            (trainer.run_dir / "ssl.json").write_text(
+                json.dumps(
+                    {
+                        "dataset": trainer.config.dataset,
+                        "labels": len(self.indices),
+                        "labels_per_class": self.config.labels_per_class,
+                        "model": self.config.model,
+                        "test_images": n,
+                        "step": step,
+                        "test_errors": errors,
+                        "history": self.history,
+                    },
+                    indent=1,
+                )
+            )
+
+    @hookimpl(tryfirst=True)
+    def gantricks_log(self, scalars: dict[str, float]) -> None:
+        scalars.update(self.pending)
+        self.pending = {}
+
+    @hookimpl
+    def gantricks_state_dict(self) -> dict[str, Any]:
+        return {
+            "indices": self.indices.cpu(),
+            "noise": self.noise.get_state(),
+            "history": self.history,
+        }
+
+    @hookimpl
+    def gantricks_load_state_dict(self, state: dict[str, Any]) -> None:
+        if not torch.equal(state["indices"], self.indices.cpu()):
+            raise GantricksError(
+                "semi_supervised: the checkpoint was trained on a different labelled subset "
+                "(labels_per_class or label_seed differ); resume with the same options"
+            )
+        self.noise.set_state(state["noise"])
+        self.history = list(state["history"])

@@ -1,0 +1,160 @@
+"""Semi-supervised K+1 GAN: the losses against their formulas, the paper's networks, a run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gantricks import GantricksError, checkpoint
+from gantricks.cli import build_parser, train_options, train_plugins
+from gantricks.run import prepare
+from gantricks_plugins.semi_supervised import (
+    WNLinear,
+    balanced_subset,
+    gan_logit,
+    supervised_loss,
+)
+
+from .conftest import QUIET
+
+
+def test_unsupervised_loss_is_the_k_plus_one_formula():
+    # D(x) = Z / (Z + 1), Z = Σ exp l_k; BCE on logsumexp(l) must give −log D and −log(1 − D).
+    logits = torch.tensor([[0.3, -1.2, 2.0], [-4.0, -3.0, -5.0]], dtype=torch.float64)
+    z = logits.exp().sum(1, keepdim=True)
+    d = z / (z + 1)
+    logit = gan_logit(logits).double()
+    real = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit), reduction="none")
+    fake = F.binary_cross_entropy_with_logits(logit, torch.zeros_like(logit), reduction="none")
+    assert torch.allclose(real, -d.log(), atol=1e-6)
+    assert torch.allclose(fake, -(1 - d).log(), atol=1e-6)
+    # Large logits overflow exp() but not the logsumexp form.
+    big = gan_logit(torch.tensor([[1000.0, 999.0]]))
+    assert torch.isfinite(big).all()
+    assert big.item() == pytest.approx(1000 + torch.log1p(torch.exp(torch.tensor(-1.0))).item())
+
+
+def test_supervised_loss_is_minus_l_y_plus_logsumexp():
+    logits = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    y = torch.tensor([1, 0])
+    by_hand = (-logits[[0, 1], y] + torch.logsumexp(logits, 1)).mean()
+    assert supervised_loss(logits, y).item() == pytest.approx(by_hand.item(), abs=1e-6)
+
+
+def test_balanced_subset_is_seeded_and_balanced():
+    shuffle = torch.randperm(500, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(10).repeat(50)[shuffle]
+    a = balanced_subset(labels, 3, 10, seed=5)
+    assert len(a) == 30
+    assert torch.bincount(labels[a], minlength=10).tolist() == [3] * 10
+    assert torch.equal(a, balanced_subset(labels, 3, 10, seed=5))
+    assert not torch.equal(a, balanced_subset(labels, 3, 10, seed=6))
+    with pytest.raises(GantricksError, match=r"labels_per_class=51.*allowed: 1\.\.50"):
+        balanced_subset(labels, 51, 10, seed=0)
+
+
+def test_weight_norm_layer_and_its_data_dependent_init():
+    torch.manual_seed(0)
+    layer = WNLinear(6, 4, train_scale=False)
+    x = torch.randn(200, 6) * 3 + 1
+    w = layer.v * (layer.g / layer.v.norm(dim=1)).unsqueeze(1)
+    assert torch.allclose(layer(x), x @ w.T + layer.b, atol=1e-5)
+    assert [n for n, _ in layer.named_parameters()] == ["v", "b"]  # g is fixed (a buffer)
+    layer.initialising = True
+    out = layer(x)
+    assert torch.allclose(out.mean(0), torch.zeros(4), atol=1e-5)
+    assert torch.allclose(out.std(0, unbiased=False), torch.ones(4), atol=1e-4)
+    assert not layer.initialising  # once only
+    assert torch.allclose(layer(x), out, atol=1e-5)
+
+
+@pytest.fixture
+def ssl_opts(tiny):
+    return {
+        **tiny,
+        "batch_size": 50,
+        "steps": 100,
+        "log_every": 50,
+        "lr_d": 0.003,
+        "lr_g": 0.003,
+        "semi_supervised": {"labels_per_class": 10, "eval_every": 50},
+    }
+
+
+def test_semi_supervised_run_learns_to_classify_glyphs(ssl_opts):
+    trainer, _ = prepare(ssl_opts, plugins=[*QUIET, "semi_supervised", "feature_matching"])
+    plugin = trainer.plugins.plugins["semi_supervised"].obj
+    scalars = trainer.fit()
+    # 100 labels: chance is 9,000 errors of 10,000; after 100 steps it must be well below.
+    assert scalars["ssl/test_errors"] < 6000
+    result = json.loads((trainer.run_dir / "ssl.json").read_text())
+    assert result["labels"] == 100 and result["test_images"] == 10_000
+    assert [h["step"] for h in result["history"]] == [50, 100]
+    assert result["test_errors"] == scalars["ssl/test_errors"] == plugin.history[-1]["test_errors"]
+    logged = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").open()]
+    assert {"loss_d/supervised", "loss_d/real", "loss_d/fake", "loss_g/feature_matching"} <= set(
+        logged[-1]
+    )
+    assert "loss_g/adv" not in logged[-1]  # feature matching replaces the adversarial G loss
+
+
+def test_semi_supervised_resume_continues_exactly(ssl_opts):
+    plugins = [*QUIET, "semi_supervised", "feature_matching"]
+    opts = {**ssl_opts, "steps": 8, "log_every": 4, "semi_supervised": {"eval_every": 4}}
+    full, _ = prepare({**opts, "name": "full"}, plugins=plugins)
+    full.fit()
+    half, _ = prepare({**opts, "name": "half", "steps": 4}, plugins=plugins)
+    half.fit()
+    ckpt = checkpoint.load(half.run_dir / "checkpoints" / "last.pt")
+    resumed, ckpt = prepare({**opts, "name": "half"}, plugins=plugins, resume=str(half.run_dir))
+    resumed.fit(resume=ckpt)
+    for a, b in zip(
+        full.models.discriminator.state_dict().values(),
+        resumed.models.discriminator.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+    assert resumed.last_scalars["ssl/test_errors"] == full.last_scalars["ssl/test_errors"]
+    assert resumed.last_scalars["loss_d"] == full.last_scalars["loss_d"]
+
+
+def test_dcgan_variant_has_a_k_class_head(ssl_opts):
+    opts = {**ssl_opts, "steps": 2, "semi_supervised": {"model": "dcgan"}}
+    trainer, _ = prepare(opts, plugins=[*QUIET, "semi_supervised", "feature_matching"])
+    d = trainer.discriminator
+    x = torch.zeros(3, 1, 28, 28)
+    assert d.classify(x).shape == (3, 10)
+    logit, features = d(x)
+    assert torch.allclose(logit, torch.logsumexp(d.classify(x), 1, keepdim=True), atol=1e-5)
+    assert features.shape == (3, d.feature_dim)
+    trainer.fit()
+    assert "ssl/test_errors" in trainer.last_scalars
+
+
+def test_unlabelled_dataset_is_refused(tiny, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    from PIL import Image
+
+    for i in range(4):
+        Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    opts = {**tiny, "dataset": "folder", "data_dir": str(folder)}
+    with pytest.raises(GantricksError, match="semi_supervised needs a labelled dataset; 'folder'"):
+        prepare(opts, plugins=[*QUIET, "semi_supervised"])
+
+
+def test_cli_flags_add_the_plugins_and_presets():
+    parser = build_parser()
+    args = parser.parse_args(
+        ["train", "--semi-supervised", "--labels-per-class", "20", "--set", "lr_d=0.001"]
+    )
+    opts = train_options(args)
+    assert opts["semi_supervised"] == {"labels_per_class": 20}
+    assert opts["lr_d"] == 0.001 and opts["lr_g"] == 0.003 and opts["batch_size"] == 100
+    assert opts["feature_matching"] == {"norm": "l1"}
+    assert train_plugins(args) == ["semi_supervised", "feature_matching"]
+    with pytest.raises(GantricksError, match="--labels-per-class needs --semi-supervised"):
+        train_options(parser.parse_args(["train", "--labels-per-class", "5"]))
