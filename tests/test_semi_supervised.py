@@ -12,6 +12,7 @@ from gantricks import GantricksError, checkpoint
 from gantricks.cli import build_parser, train_options, train_plugins
 from gantricks.run import prepare
 from gantricks_plugins.semi_supervised import (
+    Plugin,
     WNLinear,
     balanced_subset,
     gan_logit,
@@ -71,6 +72,20 @@ def test_weight_norm_layer_and_its_data_dependent_init():
     assert torch.allclose(layer(x), out, atol=1e-5)
 
 
+def test_tested_discriminator_is_the_debiased_moving_average():
+    plugin = Plugin(Plugin.Config(average_rate=0.5))
+    param = torch.nn.Parameter(torch.tensor([0.0]))
+    plugin.params, plugin.average = [param], [torch.zeros(1)]
+    for value in (1.0, 3.0, 7.0):
+        param.data.fill_(value)
+        plugin.gantricks_after_discriminator_step()
+    # from zero: 0.5·7 + 0.25·3 + 0.125·1 = 4.375, divided by 1 − 0.5³ = 0.875
+    assert plugin.average[0].item() == pytest.approx(4.375)
+    with plugin.averaged_parameters():
+        assert param.item() == pytest.approx(5.0)
+    assert param.item() == 7.0  # restored
+
+
 @pytest.fixture
 def ssl_opts(tiny):
     return {
@@ -93,6 +108,7 @@ def test_semi_supervised_run_learns_to_classify_glyphs(ssl_opts):
     result = json.loads((trainer.run_dir / "ssl.json").read_text())
     assert result["labels"] == 100 and result["test_images"] == 10_000
     assert [h["step"] for h in result["history"]] == [50, 100]
+    assert scalars["ssl/test_errors_current_d"] == result["history"][-1]["current_d"]
     assert result["test_errors"] == scalars["ssl/test_errors"] == plugin.history[-1]["test_errors"]
     logged = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").open()]
     assert {"loss_d/supervised", "loss_d/real", "loss_d/fake", "loss_g/feature_matching"} <= set(
@@ -118,6 +134,11 @@ def test_semi_supervised_resume_continues_exactly(ssl_opts):
     ):
         assert torch.equal(a, b)
     assert resumed.last_scalars["ssl/test_errors"] == full.last_scalars["ssl/test_errors"]
+    full_ssl = full.plugins.plugins["semi_supervised"].obj
+    resumed_ssl = resumed.plugins.plugins["semi_supervised"].obj
+    assert resumed_ssl.history == full_ssl.history
+    for a, b in zip(full_ssl.average, resumed_ssl.average, strict=True):
+        assert torch.equal(a, b)
     assert resumed.last_scalars["loss_d"] == full.last_scalars["loss_d"]
 
 
@@ -154,7 +175,6 @@ def test_cli_flags_add_the_plugins_and_presets():
     opts = train_options(args)
     assert opts["semi_supervised"] == {"labels_per_class": 20}
     assert opts["lr_d"] == 0.001 and opts["lr_g"] == 0.003 and opts["batch_size"] == 100
-    assert opts["feature_matching"] == {"norm": "l1"}
     assert train_plugins(args) == ["semi_supervised", "feature_matching"]
     with pytest.raises(GantricksError, match="--labels-per-class needs --semi-supervised"):
         train_options(parser.parse_args(["train", "--labels-per-class", "5"]))
