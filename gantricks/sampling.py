@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -19,6 +21,21 @@ def fixed_noise(n: int, nz: int, seed: int, device: torch.device | str = "cpu") 
     return torch.randn(n, nz, generator=gen).to(device)
 
 
+@contextmanager
+def batch_statistics(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` as in training (batch norm on batch statistics, this process's batch
+    alone) and leave no trace: its running-stat buffers are restored on exit."""
+    saved = {name: buf.clone() for name, buf in module.named_buffers()}
+    try:
+        with local_statistics():
+            yield
+    finally:
+        buffers = dict(module.named_buffers())
+        with torch.no_grad():
+            for name, value in saved.items():
+                buffers[name].copy_(value)
+
+
 @torch.no_grad()
 def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Images for ``z`` in [-1, 1], without changing the generator.
@@ -27,15 +44,8 @@ def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 512) -> to
     in train mode); its running-stat buffers are restored afterwards, so sampling never
     changes a checkpoint or a resumed run.
     """
-    saved = {name: buf.clone() for name, buf in generator.named_buffers()}
-    try:
-        with local_statistics():
-            out = [generator(chunk) for chunk in z.split(batch_size)]
-    finally:
-        buffers = dict(generator.named_buffers())
-        for name, value in saved.items():
-            buffers[name].copy_(value)
-    return torch.cat(out)
+    with batch_statistics(generator):
+        return torch.cat([generator(chunk) for chunk in z.split(batch_size)])
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
