@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gantricks.checkpoint import atomic_write_text
 from gantricks.config import load_toml
 from gantricks.errors import GantricksError
 
@@ -176,7 +177,8 @@ def _run_one(spec: BenchSpec, combo: Combo, seed: int) -> dict[str, Any]:
         )
     record["seconds"] = round(time.time() - start, 1)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "result.json").write_text(json.dumps(record, indent=2) + "\n")
+    # Atomic: an interrupted bench must never leave a half-written "finished" marker.
+    atomic_write_text(run_dir / "result.json", json.dumps(record, indent=2) + "\n")
     return record
 
 

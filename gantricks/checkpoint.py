@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -23,15 +24,15 @@ VERSION = 1
 LAST = "last.pt"
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` via temp file + fsync + rename: ``path`` is the old or the new file,
-    never a partial one. Used for checkpoints and every cached artefact."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write ``path`` via temp file + fsync + rename: a reader (or a crash) sees the old or
+    the new file, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -39,6 +40,16 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write` for a text file (UTF-8)."""
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` atomically (:func:`atomic_write`): checkpoints, cached artefacts."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:

@@ -132,7 +132,9 @@ def parse_expression(expression: str, names: set[str]) -> list[tuple[float, str]
                 f"allowed: {', '.join(sorted(names))}"
             )
         if not expect_name:
-            raise GantricksError(f"arithmetic expression {expression!r}: missing + or − before {tok!r}")
+            raise GantricksError(
+                f"arithmetic expression {expression!r}: missing + or − before {tok!r}"
+            )
         terms.append((sign, tok))
         sign, expect_name = 1.0, False
     if not terms or expect_name:

@@ -401,7 +401,7 @@ class Trainer:
         rows = [line for line in path.read_text().splitlines() if line.strip()]
         kept = [line for line in rows if json.loads(line).get("step", 0) <= self.step]
         if len(kept) != len(rows):
-            path.write_text("".join(line + "\n" for line in kept))
+            checkpoint.atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # --------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from gantricks import GantricksError, Models, RunConfig, StepBatch, Trainer, hookimpl
+from gantricks.checkpoint import atomic_write_text
 from gantricks.data import NUM_CLASSES, load_dataset, to_float
 
 
@@ -349,7 +350,8 @@ class Plugin:
         }
         self.history.append({"step": step, "test_errors": errors, "current_d": current})
         if trainer.dist.is_main:
-            (trainer.run_dir / "ssl.json").write_text(
+            atomic_write_text(
+                trainer.run_dir / "ssl.json",
                 json.dumps(
                     {
                         "dataset": trainer.config.dataset,

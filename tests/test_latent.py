@@ -66,7 +66,8 @@ def _request(tmp_path, body: str) -> Arithmetic:
 def test_arithmetic_averages_and_combines_z(tmp_path):
     req = _request(
         tmp_path,
-        'seed = 3\nn = 16\nexpression = "a - b + c"\n[groups]\na = [0, 1]\nb = [2]\nc = [5, 6, 7]\n',
+        'seed = 3\nn = 16\nexpression = "a - b + c"\n'
+        "[groups]\na = [0, 1]\nb = [2]\nc = [5, 6, 7]\n",
     )
     exemplars, means, results = arithmetic_z(req, nz=4, variations=3, noise=0.25)
     z = fixed_noise(16, 4, 3)
@@ -123,7 +124,7 @@ def test_a_training_image_is_its_own_nearest_neighbour(checkpoint_path):
     models, _, _ = load_models(checkpoint_path, "cpu")
     train = load_dataset("glyphs").images[:300]
     samples = to_float(train[[7, 123]])
-    rows, pix, feat = nearest_rows(samples, train, models.discriminator, k=3)
+    rows, pix, _ = nearest_rows(samples, train, models.discriminator, k=3)
     assert pix[:, 0].tolist() == [7, 123]
     assert rows.shape == (2 * 7, 1, 28, 28)
     assert torch.equal(rows[1], samples[0])  # first pixel neighbour of the first sample
