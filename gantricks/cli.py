@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gantricks import __version__, cli_latent
+from gantricks import __version__, cli_features, cli_latent
 from gantricks.config import DATASETS, load_toml, merge, parse_sets
 from gantricks.errors import GantricksError, TrainingStopped
 
@@ -362,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_bench(sub)
     cli_latent.add_commands(sub)
+    cli_features.add_command(sub)
     return parser
 
 

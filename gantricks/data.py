@@ -281,3 +281,20 @@ class BatchSampler:
         self.perm = state["perm"].to(self.images.device)
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])
+
+
+def balanced_subset(
+    labels: torch.Tensor, per_class: int, num_classes: int, seed: int
+) -> torch.Tensor:
+    """Indices of ``per_class`` examples of every class, drawn with a seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for k in range(num_classes):
+        members = (labels == k).nonzero().flatten()
+        if len(members) < per_class:
+            raise GantricksError(
+                f"labels_per_class={per_class}: class {k} has only "
+                f"{len(members)} training examples; allowed: 1..{len(members)}"
+            )
+        picked.append(members[torch.randperm(len(members), generator=gen)[:per_class]])
+    return torch.cat(picked).sort().values

@@ -15,7 +15,7 @@ from torch import nn
 
 from gantricks import GantricksError, Models, RunConfig, StepBatch, Trainer, hookimpl
 from gantricks.checkpoint import atomic_write_text
-from gantricks.data import NUM_CLASSES, load_dataset, to_float
+from gantricks.data import NUM_CLASSES, balanced_subset, load_dataset, to_float
 
 
 # ------------------------------------------------------------------------- the losses
@@ -32,23 +32,6 @@ def gan_logit(class_logits: torch.Tensor) -> torch.Tensor:
 def supervised_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """−log p(y | x, y < K+1) = −l_y + logsumexp(l): cross-entropy over the K real classes."""
     return F.cross_entropy(class_logits.float(), labels)
-
-
-def balanced_subset(
-    labels: torch.Tensor, per_class: int, num_classes: int, seed: int
-) -> torch.Tensor:
-    """Indices of ``per_class`` examples of every class, drawn with a seeded generator."""
-    gen = torch.Generator().manual_seed(seed)
-    picked = []
-    for k in range(num_classes):
-        members = (labels == k).nonzero().flatten()
-        if len(members) < per_class:
-            raise GantricksError(
-                f"semi_supervised.labels_per_class={per_class}: class {k} has only "
-                f"{len(members)} training examples; allowed: 1..{len(members)}"
-            )
-        picked.append(members[torch.randperm(len(members), generator=gen)[:per_class]])
-    return torch.cat(picked).sort().values
 
 
 # --------------------------------------------------------- the paper's MNIST model

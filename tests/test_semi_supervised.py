@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 from gantricks import GantricksError, checkpoint
 from gantricks.cli import build_parser, train_options, train_plugins
+from gantricks.data import balanced_subset
 from gantricks.run import prepare
 from gantricks_plugins.semi_supervised import (
     Plugin,
     WNLinear,
-    balanced_subset,
     gan_logit,
     supervised_loss,
 )
