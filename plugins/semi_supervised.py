@@ -42,9 +42,13 @@ class WNLinear(nn.Module):
     data-dependent initialisation and then kept fixed: it is a buffer, not a parameter.
     """
 
-    def __init__(self, n_in: int, n_out: int, train_scale: bool = True) -> None:
+    def __init__(
+        self, n_in: int, n_out: int, train_scale: bool = True, init_std: float = 0.1
+    ) -> None:
         super().__init__()
-        self.v = nn.Parameter(torch.randn(n_out, n_in) * 0.05)
+        # v's scale sets how far an Adam step turns the direction v/‖v‖, so it follows the
+        # authors' initialisation: N(0, 0.1²) in D, Glorot's scale in G's output layer.
+        self.v = nn.Parameter(torch.randn(n_out, n_in) * init_std)
         if train_scale:
             self.g = nn.Parameter(torch.ones(n_out))
         else:
@@ -117,6 +121,7 @@ class MLPGenerator(nn.Module):
     def __init__(self, nz: int, channels: int, image_size: int) -> None:
         super().__init__()
         self.nz, self.channels, self.image_size = nz, channels, image_size
+        n_out = channels * image_size * image_size
         self.net = nn.Sequential(
             nn.Linear(nz, 500, bias=False),
             ShiftOnlyBatchNorm(500),
@@ -124,8 +129,11 @@ class MLPGenerator(nn.Module):
             nn.Linear(500, 500, bias=False),
             ShiftOnlyBatchNorm(500),
             nn.Softplus(),
-            WNLinear(500, channels * image_size * image_size, train_scale=True),
+            WNLinear(500, n_out, train_scale=True, init_std=(2 / (500 + n_out)) ** 0.5),
         )
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)  # Lasagne's default, as the authors' code
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = torch.sigmoid(self.net(z.flatten(1))) * 2 - 1
