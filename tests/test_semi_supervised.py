@@ -100,11 +100,13 @@ def ssl_opts(tiny):
 
 
 def test_semi_supervised_run_learns_to_classify_glyphs(ssl_opts):
-    trainer, _ = prepare(ssl_opts, plugins=[*QUIET, "semi_supervised", "feature_matching"])
+    # The small DCGAN pair keeps this fast; the paper's MLP is exercised by the resume test.
+    opts = {**ssl_opts, "semi_supervised": {**ssl_opts["semi_supervised"], "model": "dcgan"}}
+    trainer, _ = prepare(opts, plugins=[*QUIET, "semi_supervised", "feature_matching"])
     plugin = trainer.plugins.plugins["semi_supervised"].obj
     scalars = trainer.fit()
-    # 100 labels: chance is 9,000 errors of 10,000; after 100 steps it must be well below.
-    assert scalars["ssl/test_errors"] < 6000
+    # 100 labels: chance is 9,000 errors of 10,000; after 100 steps ~2,500 (seeded run).
+    assert scalars["ssl/test_errors"] < 4000
     result = json.loads((trainer.run_dir / "ssl.json").read_text())
     assert result["labels"] == 100 and result["test_images"] == 10_000
     assert [h["step"] for h in result["history"]] == [50, 100]
