@@ -70,7 +70,8 @@ def bce_logits(logits: torch.Tensor, target: float | torch.Tensor) -> torch.Tens
 def _adam(module: torch.nn.Module, lr: float, config: RunConfig) -> torch.optim.Adam:
     """Fused Adam: one kernel per step, and its step counters stay on the device (the
     unfused versions read a host-side counter with .item() for every parameter)."""
-    params = list(module.parameters())
+    # Frozen parameters (requires_grad=False) are no optimiser's business.
+    params = [p for p in module.parameters() if p.requires_grad]
     try:
         return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=True)
     except (RuntimeError, TypeError):  # devices without a fused kernel (older torch on CPU)

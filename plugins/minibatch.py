@@ -8,36 +8,86 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from gantricks import Models, RunConfig, hookimpl
+from gantricks import Models, RunConfig, Trainer, hookimpl
+from gantricks.data import to_float
+from gantricks.sampling import batch_statistics
 
 
-def minibatch_features(features: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+def minibatch_features(
+    features: torch.Tensor, T: torch.Tensor, exclude_self: bool = False
+) -> torch.Tensor:
     """o(x_i)_b = Σ_j exp(−‖M_{i,b} − M_{j,b}‖₁), with M_i = f(x_i)·T ∈ R^{B×C}.
 
     :param features: (N, A) features f(x_i) of one minibatch.
-    :param T: (A, B, C) learned tensor.
-    :return: (N, B); the sum over j includes j = i (a constant 1, as in the paper's formula).
+    :param T: (A, B, C) tensor.
+    :param exclude_self: leave out j = i (a constant 1: the paper's formula keeps it, the
+        authors' code drops it).
+    :return: (N, B).
     """
     n = features.shape[0]
     a, b, c = T.shape
     m = (features @ T.reshape(a, b * c)).reshape(n, b, c)
     # (B, N, C) -> pairwise L1 distances per kernel b: (B, N, N)
-    dist = torch.cdist(m.transpose(0, 1).contiguous(), m.transpose(0, 1).contiguous(), p=1.0)
-    return torch.exp(-dist).sum(dim=2).transpose(0, 1)
+    mt = m.transpose(0, 1).contiguous()
+    o = torch.exp(-torch.cdist(mt, mt, p=1.0)).sum(dim=2).transpose(0, 1)
+    return o - 1 if exclude_self else o
 
 
 class MinibatchHead(nn.Module):
-    """Replaces D's head: features -> concat(features, o(features)) -> linear -> logit."""
+    """Replaces D's head: features -> concat(features, o(features) + bias) -> linear -> logit.
 
-    def __init__(self, in_features: int, kernels: int, kernel_dim: int, init_std: float) -> None:
+    With ``weight_norm`` (the authors' layer) T = V · exp(log_scale) / ‖V‖, the norm taken
+    over the input axis: an Adam step then turns V's direction by a small angle and changes
+    each kernel's scale only through its logarithm. A free T (``weight_norm=False``) of
+    4,096 × 500 entries grows by about lr·√A per step, and the distances with it.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        kernels: int,
+        kernel_dim: int,
+        init_std: float,
+        weight_norm: bool = True,
+        exclude_self: bool = True,
+    ) -> None:
         super().__init__()
-        self.T = nn.Parameter(torch.randn(in_features, kernels, kernel_dim) * init_std)
+        self.weight_norm = weight_norm
+        self.exclude_self = exclude_self
+        self.V = nn.Parameter(torch.randn(in_features, kernels, kernel_dim) * init_std)
+        if weight_norm:
+            self.log_scale = nn.Parameter(torch.zeros(kernels, kernel_dim))
+        else:
+            self.register_buffer("log_scale", torch.zeros(kernels, kernel_dim))
+        self.bias = nn.Parameter(torch.full((kernels,), -1.0 if weight_norm else 0.0))
         self.out = nn.Linear(in_features + kernels, 1)
         nn.init.normal_(self.out.weight, 0.0, 0.02)  # DCGAN initialisation
         nn.init.zeros_(self.out.bias)
 
+    @property
+    def T(self) -> torch.Tensor:
+        if not self.weight_norm:
+            return self.V
+        return self.V * (self.log_scale.exp() / self.V.norm(dim=0)).unsqueeze(0)
+
+    def minibatch(self, h: torch.Tensor) -> torch.Tensor:
+        return minibatch_features(h, self.T, self.exclude_self) + self.bias
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.cat([h, minibatch_features(h, self.T)], dim=1))
+        return self.out(torch.cat([h, self.minibatch(h)], dim=1))
+
+    @torch.no_grad()
+    def data_init(self, h: torch.Tensor) -> None:
+        """The authors' data-dependent initialisation on a batch of real features: each
+        kernel's scale so that an example's nearest other example is at L1 distance 2 on
+        average, then the bias so that o(x) + bias has mean 0."""
+        n = h.shape[0]
+        a, b, c = self.V.shape
+        m = (h @ self.T.reshape(a, b * c)).reshape(n, b, c).transpose(0, 1).contiguous()
+        dist = torch.cdist(m, m, p=1.0) + torch.eye(n, device=h.device) * 1e6
+        half_mean_min = 0.5 * dist.min(dim=2).values.mean(dim=1)  # (B,)
+        self.log_scale.sub_(half_mean_min.clamp_min(1e-12).log().unsqueeze(1))
+        self.bias.copy_(-minibatch_features(h, self.T, self.exclude_self).mean(0))
 
 
 class Plugin:
@@ -48,6 +98,11 @@ class Plugin:
     o(x_i)_b = Σ_j c_b(x_i, x_j); o(x_i) ∈ R^B is concatenated to f(x_i) before D's last
     layer. Real and generated batches go through D separately, so each minibatch is
     all-real or all-generated.
+
+    By default the layer is the authors' (their ``MinibatchLayer``): T weight-normalised
+    with a learned log-scale per kernel entry, j = i left out of the sum, a learned bias on
+    o, and scale and bias initialised from the first real batch. ``weight_norm=false
+    exclude_self=false data_init=false`` gives a plain tensor T and the paper's formula.
     """
 
     class Config(BaseModel):
@@ -57,8 +112,13 @@ class Plugin:
         init_std: float | None = Field(
             None,
             gt=0,
-            description="std of T's initial entries (none: 1/sqrt(A), "
-            "unit-norm columns, as the authors' weight-normalised layer starts)",
+            description="std of the initial entries of V (none: 0.05 with weight_norm, as "
+            "the authors; 1/sqrt(A), unit-norm columns, without)",
+        )
+        weight_norm: bool = Field(True, description="T = V·exp(log_scale)/‖V‖ (authors)")
+        exclude_self: bool = Field(True, description="leave j = i out of o(x_i) (authors)")
+        data_init: bool = Field(
+            True, description="scale and bias from the first real batch (authors)"
         )
 
     def __init__(self, config: Config) -> None:
@@ -68,5 +128,18 @@ class Plugin:
     def gantricks_build_models(self, models: Models, config: RunConfig) -> None:
         d = models.discriminator
         a = d.feature_dim
-        std = self.config.init_std or 1.0 / math.sqrt(a)
-        d.head = MinibatchHead(a, self.config.kernels, self.config.kernel_dim, std)
+        cfg = self.config
+        std = cfg.init_std or (0.05 if cfg.weight_norm else 1.0 / math.sqrt(a))
+        d.head = MinibatchHead(
+            a, cfg.kernels, cfg.kernel_dim, std, cfg.weight_norm, cfg.exclude_self
+        )
+
+    @hookimpl
+    def gantricks_train_start(self, trainer: Trainer) -> None:
+        if not self.config.data_init or trainer.step > 0:  # a resumed run keeps its values
+            return
+        d = trainer.discriminator
+        x = to_float(trainer.data.images[: trainer.config.batch_size].to(trainer.device))
+        with batch_statistics(d), torch.no_grad():
+            h = d.features(x)
+        d.head.data_init(h.float())

@@ -158,12 +158,14 @@ def test_minibatch_features_equal_direct_loop():
 
 def test_minibatch_sees_batch_diversity():
     torch.manual_seed(0)
-    head = MinibatchHead(in_features=8, kernels=4, kernel_dim=3, init_std=0.5)
+    head = MinibatchHead(in_features=8, kernels=4, kernel_dim=3, init_std=0.5, weight_norm=False)
     x = torch.randn(1, 8)
     same = x.repeat(5, 1)
     distinct = torch.cat([x, torch.randn(4, 8) * 3])
     # Identical examples: every distance is 0, so o = N for every kernel.
     torch.testing.assert_close(minibatch_features(same, head.T), torch.full((5, 4), 5.0))
+    without_self = minibatch_features(same, head.T, exclude_self=True)
+    torch.testing.assert_close(without_self, torch.full((5, 4), 4.0))
     # The same first example gets a different logit when its batch-mates differ.
     assert not torch.allclose(head(same)[0], head(distinct)[0])
     # Plain head would not: the logit depends on the example alone.
@@ -178,10 +180,29 @@ def test_minibatch_replaces_head_and_trains(tiny):
     )
     head = t.discriminator.head
     assert isinstance(head, MinibatchHead) and head.T.shape == (t.discriminator.feature_dim, 7, 3)
-    T0 = head.T.detach().clone()
-    assert any(p is head.T for p in t.opt_d.param_groups[0]["params"])
+    V0 = head.V.detach().clone()
+    trained = t.opt_d.param_groups[0]["params"]
+    assert any(p is head.V for p in trained) and any(p is head.log_scale for p in trained)
     t.fit()
-    assert not torch.equal(T0, head.T)
+    assert not torch.equal(V0, head.V)
+
+
+def test_minibatch_weight_norm_and_data_init_as_the_authors():
+    torch.manual_seed(0)
+    head = MinibatchHead(in_features=6, kernels=3, kernel_dim=2, init_std=0.05)
+    # T's columns (over the input axis) have norm exp(log_scale): 1 at the start.
+    torch.testing.assert_close(head.T.norm(dim=0), torch.ones(3, 2))
+    h = torch.randn(10, 6) * 4
+    head.data_init(h)
+    torch.testing.assert_close(head.T.norm(dim=0), head.log_scale.exp())
+    # After the data init each example's nearest other example is at mean L1 distance 2 ...
+    m = torch.einsum("na,abc->bnc", h, head.T)
+    dist = torch.cdist(m, m, p=1.0) + torch.eye(10) * 1e6
+    torch.testing.assert_close(dist.min(2).values.mean(1), torch.full((3,), 2.0))
+    # ... and o(x) + bias has mean 0 over the batch, with j = i left out.
+    torch.testing.assert_close(head.minibatch(h).mean(0), torch.zeros(3), atol=1e-6, rtol=0)
+    o = torch.exp(-(dist - torch.eye(10) * 1e6)).sum(2).T - 1
+    torch.testing.assert_close(head.minibatch(h), o + head.bias)
 
 
 # --------------------------------------------------------------- historical averaging
