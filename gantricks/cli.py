@@ -112,18 +112,20 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
         if not args.semi_supervised:
             raise GantricksError("--labels-per-class needs --semi-supervised")
         options = merge(options, {"semi_supervised": {"labels_per_class": args.labels_per_class}})
-    if getattr(args, "semi_supervised", False):
+    if getattr(args, "semi_supervised", False) and not args.resume:
+        # Presets start a run; a resumed run keeps the settings it was started with.
         options = merge(SEMI_SUPERVISED_PRESET, options)
     return merge(options, {k: v for k, v in flags.items() if v is not None})
 
 
-def train_plugins(args: argparse.Namespace) -> list[str] | None:
-    """--plugins, plus what --semi-supervised brings."""
+def train_plugins(args: argparse.Namespace, options: dict[str, Any]) -> list[str] | None:
+    """--plugins (else the config file's list), plus what --semi-supervised brings. A resumed
+    run keeps its checkpoint's plugins unless --plugins is given."""
     plugins = _split_plugins(args.plugins)
-    if getattr(args, "semi_supervised", False):
-        plugins = list(plugins or [])
-        plugins += [p for p in ("semi_supervised", "feature_matching") if p not in plugins]
-    return plugins
+    if not getattr(args, "semi_supervised", False) or args.resume:
+        return plugins
+    plugins = list(plugins if plugins is not None else options.get("plugins") or [])
+    return plugins + [p for p in ("semi_supervised", "feature_matching") if p not in plugins]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -131,7 +133,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from gantricks.run import prepare
 
-    trainer, ckpt = prepare(train_options(args), train_plugins(args), args.resume)
+    options = train_options(args)
+    trainer, ckpt = prepare(options, train_plugins(args, options), args.resume)
     world = trainer.dist.world_size
     if trainer.dist.is_main:
         print(

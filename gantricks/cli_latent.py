@@ -125,9 +125,9 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
 
 def cmd_nearest(args: argparse.Namespace) -> int:
     from gantricks.data import load_dataset
-    from gantricks.latent import nearest_rows
+    from gantricks.latent import nearest_rows, render
     from gantricks.run import load_models
-    from gantricks.sampling import fixed_noise, generate, save_grid
+    from gantricks.sampling import fixed_noise, save_grid
 
     _positive(n=args.n, k=args.k)
     models, config, ckpt = load_models(args.checkpoint, args.device)
@@ -140,7 +140,7 @@ def cmd_nearest(args: argparse.Namespace) -> int:
         download=config.download,
     )
     train = data.images[: args.max_train] if args.max_train else data.images
-    samples = generate(models.generator, fixed_noise(args.n, config.nz, args.seed, device))
+    samples = render(models.generator, fixed_noise(args.n, config.nz, args.seed, device))
     rows, pix, feat = nearest_rows(samples, train, models.discriminator, args.k)
     path = save_grid(rows, args.out, nrow=2 * args.k + 1)
     path.with_suffix(".json").write_text(

@@ -19,7 +19,7 @@ from torch import nn
 
 from gantricks.data import to_float
 from gantricks.errors import GantricksError
-from gantricks.sampling import batch_statistics
+from gantricks.sampling import feature_mode
 
 #: Default grid of SVM regularisation constants; the best by cross-validation is kept.
 C_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0)
@@ -45,8 +45,8 @@ def conv_features(
     """(N, Σ_blocks channels·grid²) features: each block's activations max-pooled to a
     ``grid``×``grid`` map (smaller maps are kept as they are), flattened, concatenated.
 
-    D runs batch by batch with batch statistics, as it sees real batches in training; its
-    buffers are left unchanged.
+    D runs batch by batch with batch statistics, as it sees real batches in training, with
+    any noise or dropout off; D is left unchanged.
     """
     device = next(discriminator.parameters()).device
     captured: list[torch.Tensor] = []
@@ -56,7 +56,7 @@ def conv_features(
     ]
     out = []
     try:
-        with batch_statistics(discriminator):
+        with feature_mode(discriminator):
             for chunk in images_uint8.split(batch_size):
                 captured.clear()
                 discriminator(to_float(chunk.to(device)))

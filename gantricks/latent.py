@@ -21,7 +21,7 @@ from torch import nn
 
 from gantricks.data import to_float
 from gantricks.errors import GantricksError
-from gantricks.sampling import batch_statistics, fixed_noise
+from gantricks.sampling import batch_statistics, feature_mode, fixed_noise
 
 #: Random z generated beside the requested ones, so batch norm sees typical statistics.
 CONTEXT = 256
@@ -101,6 +101,12 @@ class Arithmetic:
             )
         n = int(raw.get("n", 64))
         groups = {str(k): [int(i) for i in v] for k, v in raw["groups"].items()}
+        for name in groups:
+            if not name.replace("_", "a").isalnum():
+                raise GantricksError(
+                    f"arithmetic group name {name!r}: use letters, digits and underscores "
+                    "(+ and - belong to the expression)"
+                )
         for name, idx in groups.items():
             bad = [i for i in idx if not 0 <= i < n]
             if not idx or bad:
@@ -160,14 +166,22 @@ def arithmetic_z(
 
 @torch.no_grad()
 def discriminator_features(
-    discriminator: nn.Module, images: torch.Tensor, batch_size: int = 500
+    discriminator: nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 500,
+    context: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """D's trunk features of float images, batch by batch with batch statistics (as D sees
-    real batches in training); D's buffers are left unchanged."""
+    """D's trunk features of float images, batch by batch, with batch norm on batch
+    statistics (as D sees real batches in training) and any noise or dropout off; D is left
+    unchanged. With ``context`` (real images), every batch is ``context`` plus up to
+    ``batch_size`` images, so a few images get the statistics of a real batch."""
     out = []
-    with batch_statistics(discriminator):
+    with feature_mode(discriminator):
         for chunk in images.split(batch_size):
+            if context is not None:
+                chunk = torch.cat([context, chunk])
             _, h = discriminator(chunk)
+            h = h[len(context) :] if context is not None else h
             out.append(h.flatten(1).float())
     return torch.cat(out)
 
@@ -177,6 +191,8 @@ def nearest(
     queries: torch.Tensor, pool: torch.Tensor, k: int, chunk: int = 4096
 ) -> torch.Tensor:
     """Indices (len(queries), k) of the ``k`` nearest rows of ``pool`` in Euclidean distance."""
+    if not 0 < k <= len(pool):
+        raise GantricksError(f"--k {k}: allowed 1..{len(pool)} (the images searched)")
     best_d = torch.full((len(queries), k), math.inf, device=queries.device)
     best_i = torch.zeros((len(queries), k), dtype=torch.long, device=queries.device)
     for start in range(0, len(pool), chunk):
@@ -205,7 +221,9 @@ def nearest_rows(
     flat_train = to_float(train).flatten(1)
     pix = nearest(samples.flatten(1), flat_train, k)
     feats_train = discriminator_features(discriminator, to_float(train))
-    feats_samples = discriminator_features(discriminator, samples)
+    # The samples' batch statistics come from a batch of real images, as for the pool.
+    context = to_float(train[:500])
+    feats_samples = discriminator_features(discriminator, samples, context=context)
     feat = nearest(feats_samples, feats_train, k)
     rows = []
     for i in range(len(samples)):

@@ -36,6 +36,24 @@ def batch_statistics(module: nn.Module) -> Iterator[None]:
                 buffers[name].copy_(value)
 
 
+@contextmanager
+def feature_mode(module: nn.Module) -> Iterator[None]:
+    """:func:`batch_statistics` for batch norm, evaluation mode for everything else
+    (dropout, input noise): deterministic features computed as batch norm saw them in
+    training. Every module's mode and every buffer is restored on exit."""
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+    try:
+        with batch_statistics(module):
+            yield
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+
+
 @torch.no_grad()
 def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Images for ``z`` in [-1, 1], without changing the generator.

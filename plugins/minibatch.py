@@ -85,8 +85,11 @@ class MinibatchHead(nn.Module):
         a, b, c = self.V.shape
         m = (h @ self.T.reshape(a, b * c)).reshape(n, b, c).transpose(0, 1).contiguous()
         dist = torch.cdist(m, m, p=1.0) + torch.eye(n, device=h.device) * 1e6
-        half_mean_min = 0.5 * dist.min(dim=2).values.mean(dim=1)  # (B,)
-        self.log_scale.sub_(half_mean_min.clamp_min(1e-12).log().unsqueeze(1))
+        half_mean_min = 0.5 * dist.min(dim=2).values.mean(dim=1).clamp_min(1e-12)  # (B,)
+        if self.weight_norm:
+            self.log_scale.sub_(half_mean_min.log().unsqueeze(1))
+        else:  # a plain T carries its scale itself
+            self.V.div_(half_mean_min.view(1, -1, 1))
         self.bias.copy_(-minibatch_features(h, self.T, self.exclude_self).mean(0))
 
 

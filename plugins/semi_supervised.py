@@ -172,7 +172,9 @@ class Plugin:
     ``gantricks train --semi-supervised`` does). Test error on the test split, with D's
     parameters averaged over training as in the authors' code, is logged as
     ``ssl/test_errors`` (and with the current D as ``ssl/test_errors_current_d``) and
-    written to ``ssl.json`` in the run folder.
+    written to ``ssl.json`` in the run folder. With ``model=dcgan`` the averaged parameters
+    are tested with the current batch-norm running statistics (only parameters are
+    averaged).
     """
 
     class Config(BaseModel):
@@ -266,7 +268,9 @@ class Plugin:
         for m in layers:
             m.initialising = True
         with torch.no_grad():
-            trainer.discriminator(x)
+            # classify(), not D's __call__: that one may be compiled (--set compile=true),
+            # and this runs before first_step's fallback could catch a failure.
+            trainer.discriminator.classify(x)
 
     @hookimpl
     def gantricks_discriminator_loss(

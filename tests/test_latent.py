@@ -93,6 +93,23 @@ def test_nearest_matches_brute_force_across_chunks():
     queries, pool = torch.randn(5, 3, generator=gen), torch.randn(50, 3, generator=gen)
     brute = torch.cdist(queries, pool).argsort(dim=1)[:, :4]
     assert torch.equal(nearest(queries, pool, k=4, chunk=7), brute)
+    with pytest.raises(GantricksError, match=r"--k 51: allowed 1\.\.50"):
+        nearest(queries, pool, k=51)
+
+
+def test_feature_mode_keeps_batch_norm_and_turns_noise_off():
+    from gantricks.sampling import feature_mode
+
+    net = torch.nn.Sequential(torch.nn.BatchNorm1d(4), torch.nn.Dropout(0.5))
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(16, 4) * 3 + 2
+    with feature_mode(net):
+        a, b = net(x), net(x)
+    assert torch.equal(a, b)  # no dropout
+    assert torch.allclose(a.mean(0), torch.zeros(4), atol=1e-5)  # batch statistics
+    assert net.training and net[1].training  # modes restored
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
 
 
 @pytest.fixture

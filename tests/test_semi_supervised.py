@@ -177,6 +177,15 @@ def test_cli_flags_add_the_plugins_and_presets():
     opts = train_options(args)
     assert opts["semi_supervised"] == {"labels_per_class": 20}
     assert opts["lr_d"] == 0.001 and opts["lr_g"] == 0.003 and opts["batch_size"] == 100
-    assert train_plugins(args) == ["semi_supervised", "feature_matching"]
+    assert train_plugins(args, opts) == ["semi_supervised", "feature_matching"]
+    # A config file's plugin list is kept and extended.
+    assert train_plugins(args, {"plugins": ["minibatch"]}) == [
+        "minibatch",
+        "semi_supervised",
+        "feature_matching",
+    ]
+    # Resuming: no presets over the saved settings, and the checkpoint's plugins stay.
+    resumed = parser.parse_args(["train", "--semi-supervised", "--resume", "runs/x"])
+    assert "lr_d" not in train_options(resumed) and train_plugins(resumed, {}) is None
     with pytest.raises(GantricksError, match="--labels-per-class needs --semi-supervised"):
         train_options(parser.parse_args(["train", "--labels-per-class", "5"]))

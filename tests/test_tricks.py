@@ -203,6 +203,12 @@ def test_minibatch_weight_norm_and_data_init_as_the_authors():
     torch.testing.assert_close(head.minibatch(h).mean(0), torch.zeros(3), atol=1e-6, rtol=0)
     o = torch.exp(-(dist - torch.eye(10) * 1e6)).sum(2).T - 1
     torch.testing.assert_close(head.minibatch(h), o + head.bias)
+    # A plain T (weight_norm=False) is rescaled itself to the same nearest distance.
+    plain = MinibatchHead(in_features=6, kernels=3, kernel_dim=2, init_std=0.5, weight_norm=False)
+    plain.data_init(h)
+    m = torch.einsum("na,abc->bnc", h, plain.T)
+    dist = torch.cdist(m, m, p=1.0) + torch.eye(10) * 1e6
+    torch.testing.assert_close(dist.min(2).values.mean(1), torch.full((3,), 2.0))
 
 
 # --------------------------------------------------------------- historical averaging
