@@ -1,4 +1,5 @@
-"""``gantricks`` command line: train, plugins, sample."""
+"""``gantricks`` command line: train, plugins, sample, eval, bench; the latent tools and
+``features`` live in :mod:`gantricks.cli_latent` and :mod:`gantricks.cli_features`."""
 
 from __future__ import annotations
 
