@@ -58,13 +58,13 @@ def _cs(text: str) -> tuple[float, ...]:
 
 def cmd_features(args: argparse.Namespace) -> int:
     from gantricks.data import NUM_CLASSES, balanced_subset, load_dataset, to_float
-    from gantricks.features import conv_blocks, conv_features, linear_svm
+    from gantricks.features import conv_features, feature_blocks, linear_svm
     from gantricks.models import build_models
     from gantricks.run import load_models
 
     cs = _cs(args.cs)
     models, config, ckpt = load_models(args.checkpoint, args.device)
-    conv_blocks(models.discriminator)  # a clear error before any data is loaded
+    feature_blocks(models.discriminator)  # a clear error before any data is loaded
     dataset = args.dataset or config.dataset
     if dataset not in NUM_CLASSES:
         raise GantricksError(

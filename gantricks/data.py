@@ -24,13 +24,13 @@ NATIVE_SIZE = {
     "celeba": 64, "folder": 64,
 }  # fmt: skip
 
-# What a user must place where, for datasets that cannot be downloaded here.
 #: Datasets with class labels, and how many classes.
 NUM_CLASSES = {
-    "glyphs": 10, "mnist": 10, "fashion-mnist": 10, "cifar10": 10, "svhn": 10,
+    "glyphs": glyphs.NUM_CLASSES, "mnist": 10, "fashion-mnist": 10, "cifar10": 10, "svhn": 10,
     "stacked-mnist": 1000,
 }  # fmt: skip
 
+# What a user must place where, for datasets that cannot be downloaded here.
 _EXPECTED_FILES = {
     "mnist": ("MNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
               "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or the same names + .gz)"),
@@ -196,24 +196,21 @@ def load_dataset(
     labels: torch.Tensor | None
     if name == "glyphs":
         images, labels = glyphs.load(train, seed=seed)
-        num_classes: int | None = glyphs.NUM_CLASSES
     elif name in ("mnist", "fashion-mnist", "cifar10", "svhn"):
         images, labels = _to_tensors(name, _torchvision(name, root, train, download))
-        num_classes = 10
     elif name == "stacked-mnist":
         from gantricks import stacked_mnist
 
         images, labels = stacked_mnist.load(root, train=train, download=download)
-        num_classes = 1000
     elif name == "celeba":
         ds = _torchvision(name, root, train, download)
         images = _load_images_from_files(ds, size, "decoding CelebA")
-        labels, num_classes = None, None
+        labels = None
     elif name == "folder":
-        images, labels, num_classes = _folder(root, size), None, None
+        images, labels = _folder(root, size), None
     else:
         raise GantricksError(f"unknown dataset {name!r}; allowed: {', '.join(NATIVE_SIZE)}")
-    return ImageData(name, resize_uint8(images, size), labels, num_classes)
+    return ImageData(name, resize_uint8(images, size), labels, NUM_CLASSES.get(name))
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:

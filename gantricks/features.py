@@ -19,16 +19,16 @@ from torch import nn
 
 from gantricks.data import to_float
 from gantricks.errors import GantricksError
+from gantricks.models import conv_blocks
 from gantricks.sampling import feature_mode
 
 #: Default grid of SVM regularisation constants; the best by cross-validation is kept.
 C_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0)
 
 
-def conv_blocks(discriminator: nn.Module) -> list[nn.Module]:
-    """The activation module ending each convolutional block of D's trunk."""
-    trunk = getattr(discriminator, "features", None)
-    blocks = [m for m in trunk.modules() if isinstance(m, nn.LeakyReLU)] if trunk else []
+def feature_blocks(discriminator: nn.Module) -> list[nn.Module]:
+    """:func:`gantricks.models.conv_blocks`, or a clear error where D has none."""
+    blocks = conv_blocks(discriminator)
     if not blocks:
         raise GantricksError(
             "gantricks features needs a DCGAN discriminator (convolutional blocks ending in "
@@ -52,7 +52,7 @@ def conv_features(
     captured: list[torch.Tensor] = []
     hooks = [
         m.register_forward_hook(lambda _m, _a, out: captured.append(out))
-        for m in conv_blocks(discriminator)
+        for m in feature_blocks(discriminator)
     ]
     out = []
     try:

@@ -218,11 +218,11 @@ def nearest_rows(
     feature indices)."""
     device = samples.device
     train = train_uint8.to(device)
-    flat_train = to_float(train).flatten(1)
-    pix = nearest(samples.flatten(1), flat_train, k)
-    feats_train = discriminator_features(discriminator, to_float(train))
+    train_f = to_float(train)  # one float copy of the pool serves both searches
+    pix = nearest(samples.flatten(1), train_f.flatten(1), k)
+    feats_train = discriminator_features(discriminator, train_f)
     # The samples' batch statistics come from a batch of real images, as for the pool.
-    context = to_float(train[:500])
+    context = train_f[:500]
     feats_samples = discriminator_features(discriminator, samples, context=context)
     feat = nearest(feats_samples, feats_train, k)
     rows = []

@@ -75,6 +75,15 @@ class Discriminator(nn.Module):
         return self.head(h), h
 
 
+def conv_blocks(discriminator: nn.Module) -> list[nn.Module]:
+    """The activation ending each convolutional block of a DCGAN discriminator's trunk
+    (``discriminator.features``), first block first; empty for other discriminators."""
+    trunk = getattr(discriminator, "features", None)
+    if trunk is None:
+        return []
+    return [m for m in trunk.modules() if isinstance(m, nn.LeakyReLU)]
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: N(0, 0.02) weights, BN scale N(1, 0.02), zero biases."""
     for m in module.modules():

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from gantricks import GantricksError, StepBatch, Trainer, hookimpl
+from gantricks.models import conv_blocks
 
 
 def feature_matching_loss(
@@ -69,7 +70,7 @@ class Plugin:
                 "runs on a reference batch (virtual_batchnorm.discriminator=true); use "
                 "feature_matching.layer=-1"
             )
-        blocks = [m for m in trunk.modules() if isinstance(m, nn.LeakyReLU)]
+        blocks = conv_blocks(trainer.discriminator)
         if not 1 <= self.config.layer <= len(blocks):
             raise GantricksError(
                 f"feature_matching.layer={self.config.layer} is not a discriminator block; "
