@@ -95,7 +95,7 @@ def reference_loop(
 
 
 def gantricks_loop(
-    plugins: list[str], args: argparse.Namespace, tmp: str, name: str
+    plugins: list[str], args: argparse.Namespace, tmp: str, name: str, graph: bool | None = None
 ) -> Callable[[int], None]:
     opts = {
         "out_dir": tmp,
@@ -107,6 +107,7 @@ def gantricks_loop(
         "precision": args.precision,
         "channels_last": args.channels_last,
         "compile": args.compile,
+        "cuda_graph": args.cuda_graph if graph is None else graph,
     }
     trainer, _ = prepare(opts, plugins=[*OFF, *plugins])
     trainer.hook.gantricks_train_start(trainer=trainer)
@@ -141,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--compile", action="store_true")
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="gantricks replays its step from a CUDA graph (plus one row without it)",
+    )
     p.add_argument("--tricks", action="store_true", help="also time each trick plugin")
     p.add_argument("--images", type=int, default=10_000, help="dataset size for both loops")
     p.add_argument("--json", type=Path)
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         "reference": reference_loop(images, args, device),
         "gantricks": gantricks_loop([], args, tmp, "plain"),
     }
+    if args.cuda_graph:  # the same trainer without the graph, for the graph's own gain
+        loops["gantricks, no CUDA graph"] = gantricks_loop([], args, tmp, "eager", graph=False)
     if args.tricks:
         for name, plugins in TRICKS.items():
             loops[f"gantricks + {name}"] = gantricks_loop(plugins, args, tmp, name)
@@ -210,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                     "precision": args.precision,
                     "channels_last": args.channels_last,
                     "compile": args.compile,
+                    "cuda_graph": args.cuda_graph,
                     "reference_workers": args.workers,
                     "steps": args.steps,
                     "rounds": args.rounds,

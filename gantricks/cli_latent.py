@@ -98,9 +98,7 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     exemplars, means, results = arithmetic_z(request, config.nz, args.variations, args.noise)
-    images = render(
-        models.generator, torch.cat([exemplars, means, results]).to(device)
-    ).cpu()
+    images = render(models.generator, torch.cat([exemplars, means, results]).to(device)).cpu()
     ex_img, rest = images[: len(exemplars)], images[len(exemplars) :]
     mean_img, result_img = rest[: len(means)], rest[len(means) :]
     # One row per term: its exemplars, blanks, then the image of the group's mean z;

@@ -55,6 +55,11 @@ class RunConfig(BaseModel):
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast forwards")
     channels_last: bool = Field(True, description="NHWC memory layout (measured faster)")
     compile: bool = Field(False, description="torch.compile G and D (falls back if it fails)")
+    cuda_graph: bool = Field(
+        False,
+        description="CUDA: replay the whole training step from one CUDA graph (falls back "
+        "with a warning where it cannot)",
+    )
     sync_bn: bool = Field(False, description="multi-process: batch norm over the global batch")
     plugins: list[str] = Field(default_factory=list, description="resolved plugin list")
     plugin_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -63,6 +68,8 @@ class RunConfig(BaseModel):
     def _check(self) -> RunConfig:
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give steps or epochs, not both")
+        if self.cuda_graph and self.compile:
+            raise ValueError("cuda_graph and compile cannot be combined; choose one")
         if self.image_size is not None:
             base_for(self.image_size)
         return self

@@ -120,7 +120,7 @@ class Arithmetic:
 
 
 def parse_expression(expression: str, names: set[str]) -> list[tuple[float, str]]:
-    """"a - b + c" → [(1, a), (−1, b), (1, c)]; every name must be a group."""
+    """ "a - b + c" → [(1, a), (−1, b), (1, c)]; every name must be a group."""
     tokens = expression.replace("+", " + ").replace("-", " - ").split()
     terms: list[tuple[float, str]] = []
     sign = 1.0
@@ -187,9 +187,7 @@ def discriminator_features(
 
 
 @torch.no_grad()
-def nearest(
-    queries: torch.Tensor, pool: torch.Tensor, k: int, chunk: int = 4096
-) -> torch.Tensor:
+def nearest(queries: torch.Tensor, pool: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
     """Indices (len(queries), k) of the ``k`` nearest rows of ``pool`` in Euclidean distance."""
     if not 0 < k <= len(pool):
         raise GantricksError(f"--k {k}: allowed 1..{len(pool)} (the images searched)")

@@ -35,6 +35,20 @@ from gantricks.plugin_manager import DEFAULT_PLUGINS, PluginManager
 from gantricks.sampling import fixed_noise, generate
 
 ONE = 1.0
+#: Eager steps (on a side stream) before the training step is captured in a CUDA graph:
+#: cuDNN's autotuning, lazy initialisation and the optimisers' state happen there.
+GRAPH_WARMUP_STEPS = 3
+#: One capture at a time in a process: capturing synchronises the device and trims the
+#: allocator's cache, which must not happen while another thread is capturing.
+_CAPTURE_LOCK = threading.Lock()
+#: The hooks that run inside a training step, and so inside a captured CUDA graph.
+STEP_HOOKS = (
+    "gantricks_discriminator_targets",
+    "gantricks_discriminator_loss",
+    "gantricks_after_discriminator_step",
+    "gantricks_generator_loss",
+    "gantricks_after_generator_step",
+)
 #: Length of a run when neither steps nor epochs is given (glyphs: ~2,300 steps, minutes on a CPU).
 DEFAULT_EPOCHS = 5.0
 
@@ -67,15 +81,37 @@ def bce_logits(logits: torch.Tensor, target: float | torch.Tensor) -> torch.Tens
     return F.binary_cross_entropy_with_logits(logits, target.expand_as(logits))
 
 
-def _adam(module: torch.nn.Module, lr: float, config: RunConfig) -> torch.optim.Adam:
+def _adam(
+    module: torch.nn.Module, lr: float, config: RunConfig, capturable: bool = False
+) -> torch.optim.Adam:
     """Fused Adam: one kernel per step, and its step counters stay on the device (the
-    unfused versions read a host-side counter with .item() for every parameter)."""
+    unfused versions read a host-side counter with .item() for every parameter).
+    ``capturable``: its step may be recorded in a CUDA graph."""
     # Frozen parameters (requires_grad=False) are no optimiser's business.
     params = [p for p in module.parameters() if p.requires_grad]
+    betas = (config.beta1, config.beta2)
     try:
-        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True, capturable=capturable)
     except (RuntimeError, TypeError):  # devices without a fused kernel (older torch on CPU)
-        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def graph_unsafe_plugins(plugins: PluginManager) -> list[str]:
+    """Plugins with step hooks that have not declared ``graph_safe = True``.
+
+    A CUDA graph replays kernels only: Python in a step hook runs once, when the step is
+    captured. A plugin whose step hooks are pure tensor work (no Python counters, no host
+    reads, randomness from torch's global generator) sets the class attribute
+    ``graph_safe = True``.
+    """
+    return sorted(
+        {
+            name
+            for hook in STEP_HOOKS
+            for name in plugins.implementers(hook)
+            if not getattr(plugins.pm.get_plugin(name), "graph_safe", False)
+        }
+    )
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -132,8 +168,9 @@ class Trainer:
         if config.compile:
             self.models.generator.compile()
             self.models.discriminator.compile()
-        self.opt_g = _adam(self.models.generator, config.lr_g, config)
-        self.opt_d = _adam(self.models.discriminator, config.lr_d, config)
+        self._graph_wanted = self._cuda_graph_possible()
+        self.opt_g = _adam(self.models.generator, config.lr_g, config, self._graph_wanted)
+        self.opt_d = _adam(self.models.discriminator, config.lr_d, config, self._graph_wanted)
         self._params = {
             id(opt): [p for group in opt.param_groups for p in group["params"]]
             for opt in (self.opt_g, self.opt_d)
@@ -153,6 +190,37 @@ class Trainer:
         self.last_scalars: dict[str, float] = {}
         self._preview_key: tuple[int, int] | None = None
         self._preview = torch.empty(0)
+        # CUDA graph of the training step (cuda_graph=true): captured after a warm-up.
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._graph_names: list[str] = []
+        self._graph_out = torch.empty(0)
+        self._graph_sum: torch.Tensor | None = None
+        self._graph_warm = 0
+        self._collecting: dict[str, torch.Tensor] | None = None
+
+    def _cuda_graph_possible(self) -> bool:
+        """Whether ``cuda_graph`` can be honoured; if asked for and not, say why, once."""
+        if not self.config.cuda_graph:
+            return False
+        reason = None
+        if self.device.type != "cuda":
+            reason = f"the run is on {self.device.type}, not CUDA"
+        elif self.dist.enabled:
+            reason = "multi-process runs average gradients outside the step"
+        else:
+            unsafe = graph_unsafe_plugins(self.plugins)
+            if unsafe:
+                reason = (
+                    f"plugin(s) {', '.join(unsafe)} do per-step work in Python that a graph "
+                    "would not repeat (they do not declare graph_safe = True)"
+                )
+        if reason:
+            warnings.warn(
+                f"cuda_graph=true is ignored: {reason}; the step runs eagerly", stacklevel=3
+            )
+            return False
+        return True
 
     # ----------------------------------------------------------------- set-up helpers
     def _total_steps(self) -> int:
@@ -238,7 +306,13 @@ class Trainer:
 
     def autocast(self) -> torch.autocast:
         """Forward passes run in bf16 with ``precision = "bf16"``; backward stays outside."""
-        return torch.autocast(self.device.type, torch.bfloat16, enabled=self._bf16)
+        # Autocast's cache of casted weights must not outlive a graph capture.
+        return torch.autocast(
+            self.device.type,
+            torch.bfloat16,
+            enabled=self._bf16,
+            cache_enabled=not self._graph_wanted,
+        )
 
     def first_step(self) -> None:
         """The first training step; with ``compile`` on, compiled, or eager if compiling fails.
@@ -271,14 +345,41 @@ class Trainer:
             self.train_step()
 
     def train_step(self) -> None:
-        """One discriminator update, then one generator update."""
-        G, D = self.models.generator, self.models.discriminator
+        """One discriminator update, then one generator update.
+
+        With ``cuda_graph`` on, the step is captured once (after a few eager warm-up steps)
+        and then replayed: the batch and z are copied into the graph's input tensors, and
+        every kernel of both updates, plugins' included, is launched as one graph.
+        """
+        real, z = self._draw()
+        if self._graph is not None:
+            self._replay(real, z)
+        elif self._graph_wanted and self._graph_warm >= GRAPH_WARMUP_STEPS:
+            self._capture(real, z)
+        elif self._graph_wanted:
+            # Warm-up on a side stream, as CUDA graph capture requires.
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self._step(real, z)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._graph_warm += 1
+        else:
+            self._step(real, z)
+        self._window_steps += 1
+
+    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's real batch (from the device-resident data) and latent vectors."""
         real = self.sampler.next()
         if self.config.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         z = self.sample_z(real.shape[0] * self.dist.world_size)
         if self.dist.enabled:  # the same global z on every rank; each takes its slice
             z = z[self.sampler.offset : self.sampler.offset + real.shape[0]]
+        return real, z
+
+    def _step(self, real: torch.Tensor, z: torch.Tensor) -> None:
+        G, D = self.models.generator, self.models.discriminator
         with self.autocast():
             fake = G(z)
             batch = StepBatch(real=real, z=z, fake=fake)
@@ -306,7 +407,47 @@ class Trainer:
         self.hook.gantricks_after_generator_step(trainer=self)
 
         self._accumulate({"loss_d": loss_d, "loss_g": loss_g})
-        self._window_steps += 1
+
+    def _capture(self, real: torch.Tensor, z: torch.Tensor) -> None:
+        """Record one training step in a CUDA graph, then take the step by replaying it.
+
+        Capturing runs no kernel, so if it fails nothing has changed on the device: the
+        step is taken eagerly instead and the run continues without a graph.
+        """
+        self._graph_inputs = (real.clone(), z.clone())
+        graph = torch.cuda.CUDAGraph()
+        self._collecting = {}
+        try:
+            # thread_local: other threads (e.g. other runs sharing the GPU) may keep working.
+            with _CAPTURE_LOCK, torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self._step(*self._graph_inputs)
+                names = list(self._collecting)
+                out = torch.stack(
+                    [v.detach().reshape(()).float() for v in self._collecting.values()]
+                )
+        except Exception as e:  # capture raises many types; any of them means "no"
+            self._collecting = None
+            warnings.warn(
+                f"CUDA graph capture failed ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200]}); training continues eagerly",
+                stacklevel=3,
+            )
+            self._graph_wanted, self._graph_inputs = False, None
+            torch.cuda.synchronize(self.device)
+            self._step(real, z)
+            return
+        self._collecting = None
+        self._graph, self._graph_names, self._graph_out = graph, names, out
+        self._graph_sum = torch.zeros_like(out)
+        graph.replay()
+        self._graph_sum += out
+
+    def _replay(self, real: torch.Tensor, z: torch.Tensor) -> None:
+        assert self._graph is not None and self._graph_inputs is not None
+        self._graph_inputs[0].copy_(real)
+        self._graph_inputs[1].copy_(z)
+        self._graph.replay()
+        self._graph_sum += self._graph_out  # every loss term of the step, one kernel
 
     def _minimise(
         self, opt: torch.optim.Optimizer, terms: dict[str, torch.Tensor], prefix: str
@@ -325,6 +466,9 @@ class Trainer:
         return loss.detach()
 
     def _accumulate(self, values: dict[str, torch.Tensor]) -> None:
+        if self._collecting is not None:  # capturing: the graph's outputs are summed instead
+            self._collecting.update(values)
+            return
         for name, value in values.items():
             value = value.detach().reshape(()).float()
             if name in self._sums:
@@ -337,6 +481,12 @@ class Trainer:
         """Read the loss window back (the one host sync), write metrics.jsonl, call log hooks."""
         if not self._window_steps:
             return self.last_scalars
+        if self._graph_sum is not None:  # the graph's steps, beside any eager warm-up steps
+            for name, value in zip(
+                self._graph_names, self._graph_sum.clone().unbind(0), strict=True
+            ):
+                self._sums[name] = self._sums[name] + value if name in self._sums else value
+            self._graph_sum.zero_()
         names = list(self._sums)
         stacked = torch.stack([self._sums[n] for n in names]).div_(self._window_steps)
         if self.dist.enabled:
@@ -457,6 +607,9 @@ class Trainer:
             raise GantricksError(
                 f"checkpoint {path!r}: optimiser state does not fit this run: {e}"
             ) from None
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:  # this run's setting, not the saving run's
+                group["capturable"] = self._graph_wanted
         self.sampler.load_state_dict(ckpt["sampler"])
         self.noise.set_state(ckpt["noise"])
         torch.set_rng_state(ckpt["torch_rng"])

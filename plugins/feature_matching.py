@@ -53,9 +53,13 @@ class Plugin:
             "discriminator_step: reuse the D step's (one D forward cheaper)",
         )
 
+    #: Step hooks are device work only: a CUDA graph of the step may replay them.
+    graph_safe = True
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.captured: list[torch.Tensor] = []
+        self.recording = False  # only D's passes inside a training step are kept
         self.handle: torch.utils.hooks.RemovableHandle | None = None
 
     @hookimpl
@@ -79,11 +83,13 @@ class Plugin:
         self.handle = blocks[self.config.layer - 1].register_forward_hook(self._capture)
 
     def _capture(self, module: nn.Module, args: object, output: torch.Tensor) -> None:
-        self.captured.append(output)
+        if self.recording:
+            self.captured.append(output)
 
     @hookimpl
     def gantricks_discriminator_targets(self) -> None:
         self.captured.clear()  # a new step begins: D(real), D(fake), D(fake) for G follow
+        self.recording = True
 
     @hookimpl
     def gantricks_generator_loss(
@@ -97,6 +103,7 @@ class Plugin:
             with torch.no_grad():
                 _, real = trainer.discriminator(batch.real)
             real = self.captured[-1] if hooked else real
+        self.recording = False  # D's uses outside the step (evaluation) are not kept
         loss = self.config.weight * feature_matching_loss(real.detach(), fake, self.config.norm)
         if self.config.mode == "replace":
             terms.pop("adv", None)

@@ -20,12 +20,21 @@ class RunningMean:
     def __init__(self, params: list[torch.Tensor]) -> None:
         self.params = params
         self.means = [p.detach().clone() for p in params]
-        self.count = 1
+        # The count lives on the device, so an update is pure device work (CUDA-graph safe).
+        self._count = torch.ones((), device=params[0].device) if params else torch.ones(())
+
+    @property
+    def count(self) -> int:
+        """How many values have been recorded (reads the device: not for the hot loop)."""
+        return int(self._count)
 
     @torch.no_grad()
     def update(self) -> None:
-        self.count += 1
-        torch._foreach_lerp_(self.means, [p.detach() for p in self.params], 1.0 / self.count)
+        """mean ← mean + (θ − mean)/t with t the new count."""
+        self._count += 1
+        diffs = torch._foreach_sub([p.detach() for p in self.params], self.means)
+        torch._foreach_mul_(diffs, self._count.reciprocal())
+        torch._foreach_add_(self.means, diffs)
 
     def penalty(self) -> torch.Tensor:
         """‖θ − mean‖², summed over every parameter; its gradient is 2(θ − mean)."""
@@ -47,7 +56,7 @@ class RunningMean:
             )
         for m, saved in zip(self.means, means, strict=True):
             m.copy_(saved)
-        self.count = int(state["count"])
+        self._count.fill_(int(state["count"]))
 
 
 class Plugin:
@@ -65,6 +74,9 @@ class Plugin:
         )
         weight_g: float = Field(1.0, ge=0, description="λ for the generator")
         weight_d: float = Field(1.0, ge=0, description="λ for the discriminator")
+
+    #: Step hooks are device work only: a CUDA graph of the step may replay them.
+    graph_safe = True
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -35,6 +35,9 @@ class Plugin:
                 raise ValueError(f"beta={self.beta} must be below alpha={self.alpha}")
             return self
 
+    #: Step hooks are device work only: a CUDA graph of the step may replay them.
+    graph_safe = True
+
     def __init__(self, config: Config) -> None:
         self.config = config
 

@@ -57,16 +57,16 @@ class WNLinear(nn.Module):
         self.initialising = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        direction = self.v / self.v.norm(dim=1, keepdim=True)
         if self.initialising:
             # Data-dependent init: this batch's pre-activations get zero mean and unit std.
             with torch.no_grad():
-                t = F.linear(x, direction)
+                t = F.linear(x, self.v / self.v.norm(dim=1, keepdim=True))
                 mean, std = t.mean(0), t.std(0, unbiased=False) + 1e-8
                 self.g.copy_(1.0 / std)
                 self.b.copy_(-mean / std)
             self.initialising = False
-        return F.linear(x, direction * self.g.unsqueeze(1), self.b)
+        # g·v/‖v‖ row-wise in one fused kernel (what torch's weight_norm parametrisation uses).
+        return F.linear(x, torch._weight_norm(self.v, self.g.unsqueeze(1), 0), self.b)
 
 
 class GaussianNoise(nn.Module):
@@ -79,7 +79,7 @@ class GaussianNoise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.sigma == 0:
             return x
-        return x + self.sigma * torch.randn_like(x)
+        return torch.add(x, torch.randn_like(x), alpha=self.sigma)
 
 
 class ToUnitRange(nn.Module):
@@ -209,12 +209,15 @@ class Plugin:
             500, gt=0, description="training images for weight norm's data-dependent init"
         )
 
+    #: Step hooks are device work only: a CUDA graph of the step may replay them.
+    graph_safe = True
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.pending: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
         self.average: list[torch.Tensor] = []
-        self.averaged_steps = 0
+        self._averaged = torch.zeros(())  # steps averaged, on the device (CUDA-graph safe)
 
     @hookimpl
     def gantricks_build_models(self, models: Models, config: RunConfig) -> None:
@@ -249,7 +252,6 @@ class Plugin:
         )
         self.images = data.images[self.indices].to(trainer.device)
         self.labels = data.labels[self.indices].to(trainer.device)
-        self.noise = torch.Generator(device=trainer.device).manual_seed(seed + 7)
         self.batch = self.config.labelled_batch or cfg.batch_size
         test = load_dataset(
             cfg.dataset, cfg.data_dir, data.image_size, train=False, download=cfg.download
@@ -260,6 +262,7 @@ class Plugin:
             self._data_dependent_init(trainer)
         self.params = [p for p in trainer.discriminator.parameters() if p.requires_grad]
         self.average = [torch.zeros_like(p) for p in self.params]
+        self._averaged = torch.zeros((), device=trainer.device)
 
     def _data_dependent_init(self, trainer: Trainer) -> None:
         n = min(self.config.init_examples, len(trainer.data))
@@ -276,9 +279,9 @@ class Plugin:
     def gantricks_discriminator_loss(
         self, trainer: Trainer, terms: dict[str, torch.Tensor], batch: StepBatch
     ) -> None:
-        idx = torch.randint(
-            len(self.labels), (self.batch,), device=self.labels.device, generator=self.noise
-        )
+        # The global generator (saved in checkpoints by the trainer): unlike a generator of
+        # the plugin's own, it may be used inside a CUDA graph of the step.
+        idx = torch.randint(len(self.labels), (self.batch,), device=self.labels.device)
         x = to_float(self.images[idx])
         if trainer.config.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -292,7 +295,12 @@ class Plugin:
         # avg ← avg + rate·(θ − avg) from zero, as the authors' code; tested debiased below.
         if self.config.average_rate > 0:
             torch._foreach_lerp_(self.average, self.params, self.config.average_rate)
-            self.averaged_steps += 1
+            self._averaged += 1
+
+    @property
+    def averaged_steps(self) -> int:
+        """Steps averaged so far (reads the device: for evaluation and checkpoints)."""
+        return int(self._averaged)
 
     @contextmanager
     def averaged_parameters(self) -> Iterator[None]:
@@ -332,8 +340,18 @@ class Plugin:
     @hookimpl
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
         every = self.config.eval_every
-        if not ((every and step % every == 0) or step == trainer.total_steps):
-            return
+        if (every and step % every == 0) or step == trainer.total_steps:
+            self.evaluate(trainer, step)
+
+    @hookimpl(tryfirst=True)  # before the checkpoint plugin saves the history
+    def gantricks_train_end(self, trainer: Trainer, reason: str) -> None:
+        # A run stopped early (Ctrl-C, time limit) still reports the D it stopped with.
+        last = self.history[-1]["step"] if self.history else 0
+        if reason == "interrupted" and trainer.step > last:
+            self.evaluate(trainer, trainer.step)
+
+    def evaluate(self, trainer: Trainer, step: int) -> None:
+        """Test errors of the averaged and the current D; logged and written to ssl.json."""
         current = self.test_errors(trainer)
         with self.averaged_parameters():
             errors = self.test_errors(trainer)
@@ -361,7 +379,7 @@ class Plugin:
                         "history": self.history,
                     },
                     indent=1,
-                )
+                ),
             )
 
     @hookimpl(tryfirst=True)
@@ -373,7 +391,6 @@ class Plugin:
     def gantricks_state_dict(self) -> dict[str, Any]:
         return {
             "indices": self.indices.cpu(),
-            "noise": self.noise.get_state(),
             "history": self.history,
             "average": [a.clone() for a in self.average],
             "averaged_steps": self.averaged_steps,
@@ -386,7 +403,6 @@ class Plugin:
                 "semi_supervised: the checkpoint was trained on a different labelled subset "
                 "(labels_per_class or label_seed differ); resume with the same options"
             )
-        self.noise.set_state(state["noise"])
         self.history = list(state["history"])
         torch._foreach_copy_(self.average, [a.to(self.average[0].device) for a in state["average"]])
-        self.averaged_steps = int(state["averaged_steps"])
+        self._averaged.fill_(int(state["averaged_steps"]))

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gantricks import GantricksError, checkpoint
+from gantricks import GantricksError, checkpoint, hookimpl
 from gantricks.cli import build_parser, train_options, train_plugins
 from gantricks.data import balanced_subset
 from gantricks.run import prepare
@@ -142,6 +142,33 @@ def test_semi_supervised_resume_continues_exactly(ssl_opts):
     for a, b in zip(full_ssl.average, resumed_ssl.average, strict=True):
         assert torch.equal(a, b)
     assert resumed.last_scalars["loss_d"] == full.last_scalars["loss_d"]
+
+
+class StopAt:
+    """Asks the trainer to stop after a given step, as Ctrl-C or a time limit would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    @hookimpl
+    def gantricks_step_end(self, trainer, step: int) -> None:
+        if step == self.step:
+            trainer.stop_requested = True
+
+
+def test_interrupted_run_reports_the_test_error_it_stopped_with(ssl_opts):
+    opts = {**ssl_opts, "steps": 20, "semi_supervised": {"eval_every": 4, "model": "dcgan"}}
+    trainer, _ = prepare(
+        opts,
+        plugins=[*QUIET, "semi_supervised", "feature_matching"],
+        extra_plugins=[(StopAt(6), "stop_at")],
+    )
+    trainer.fit()
+    assert trainer.step == 6
+    result = json.loads((trainer.run_dir / "ssl.json").read_text())
+    assert [h["step"] for h in result["history"]] == [4, 6] and result["step"] == 6
+    saved = checkpoint.load(trainer.run_dir / "checkpoints" / "last.pt")
+    assert [h["step"] for h in saved["plugins"]["semi_supervised"]["history"]] == [4, 6]
 
 
 def test_dcgan_variant_has_a_k_class_head(ssl_opts):
