@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     models = build_models(100, 3, args.image_size, 64, 64).to(args.device)
     result = evaluator.evaluate(models.generator, 100)
+    assert result is not None
     kind = "real" if args.inception_weights else "random"
     print(
         f"IS of {args.num_samples} samples ({kind} Inception weights, {args.device}, "

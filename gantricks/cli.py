@@ -259,6 +259,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         download=config.download,
     )
     result = evaluator.evaluate(models.generator, config.nz)
+    assert result is not None  # one process: always the full result
     result.update(checkpoint=ckpt["path"], step=ckpt["step"])
     run_dir = run_dir_of(ckpt["path"])
     is_run = (run_dir / "config.json").is_file()

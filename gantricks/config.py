@@ -47,6 +47,7 @@ class RunConfig(BaseModel):
     lr_d: float = Field(2e-4, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
+    adam_eps: float = Field(1e-8, gt=0, description="Adam's ε (added to √v̂)")
     steps: int | None = Field(None, gt=0, description="training steps (D+G updates)")
     epochs: float | None = Field(None, gt=0, description="alternative to steps (default 5)")
     seed: int = 0

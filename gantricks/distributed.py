@@ -92,6 +92,15 @@ def barrier() -> None:
     dist.barrier()
 
 
+def gather_to_main(obj: Any) -> list[Any] | None:
+    """Every rank's ``obj`` (picklable), in rank order, on rank 0; ``None`` elsewhere."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def broadcast_object(obj: Any) -> Any:
     """Rank 0's value of ``obj`` on every rank."""
     box = [obj]

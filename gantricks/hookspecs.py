@@ -30,6 +30,13 @@ Loss hooks receive a :class:`gantricks.StepBatch` and a mutable ``terms`` dict o
 scalar tensors; the trainer sums the dict after the hook and logs every term by name.
 No hook should move tensors to the host per step (``.item()``, ``.cpu()``, printing a
 tensor): that stalls the device. Read values in ``gantricks_log`` instead.
+
+With ``cuda_graph = true`` the five step hooks (``gantricks_discriminator_targets`` to
+``gantricks_after_generator_step``) run once, while the step is captured as a CUDA graph;
+afterwards only the kernels they launched are replayed. A plugin whose step hooks do tensor
+work only (no Python counters or state that changes per step, no host reads, randomness
+from torch's global generator) declares the class attribute ``graph_safe = True``; any
+other plugin implementing a step hook turns the graph off, with a warning naming it.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ from gantricks.errors import GantricksError, PluginError
 ENTRY_POINT_GROUP = "gantricks"
 #: Infrastructure plugins that every run loads unless removed with ``no:NAME``.
 DEFAULT_PLUGINS: tuple[str, ...] = ("progress", "tensorboard", "checkpoint", "samples", "eval")
+#: Default plugins that only rank 0 of a multi-process run loads (logging and saving);
+#: ``eval`` runs on every rank, each sampling and scoring its share.
+MAIN_RANK_PLUGINS: tuple[str, ...] = ("progress", "tensorboard", "checkpoint", "samples")
 
 
 @dataclass

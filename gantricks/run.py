@@ -17,7 +17,7 @@ from gantricks.config import RunConfig, merge, to_json, validate_core
 from gantricks.data import NATIVE_SIZE, load_dataset
 from gantricks.errors import GantricksError
 from gantricks.models import Models, build_models
-from gantricks.plugin_manager import DEFAULT_PLUGINS, PluginManager, resolve_specs
+from gantricks.plugin_manager import MAIN_RANK_PLUGINS, PluginManager, resolve_specs
 from gantricks.trainer import Trainer, resolve_device
 
 _CORE_KEYS = set(RunConfig.model_fields) - {"plugin_options"}
@@ -96,9 +96,9 @@ def prepare(
     config = validate_core(core)
 
     if not rank.is_main:
-        # Logging, samples, checkpoints and evaluation happen on rank 0 only.
-        specs = [s for s in specs if s not in DEFAULT_PLUGINS]
-        plugin_opts = {k: v for k, v in plugin_opts.items() if k not in DEFAULT_PLUGINS}
+        # Logging, samples and checkpoints happen on rank 0 only (evaluation is sharded).
+        specs = [s for s in specs if s not in MAIN_RANK_PLUGINS]
+        plugin_opts = {k: v for k, v in plugin_opts.items() if k not in MAIN_RANK_PLUGINS}
     pm = load_plugins(specs, plugin_opts)
     for obj, name in extra_plugins or []:
         pm.register(obj, name)

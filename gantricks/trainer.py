@@ -31,16 +31,18 @@ from gantricks.config import RunConfig
 from gantricks.data import BatchSampler, ImageData
 from gantricks.errors import GantricksError, PluginError, TrainingStopped
 from gantricks.models import Models, build_models
-from gantricks.plugin_manager import DEFAULT_PLUGINS, PluginManager
+from gantricks.plugin_manager import MAIN_RANK_PLUGINS, PluginManager
 from gantricks.sampling import fixed_noise, generate
 
 ONE = 1.0
 #: Eager steps (on a side stream) before the training step is captured in a CUDA graph:
 #: cuDNN's autotuning, lazy initialisation and the optimisers' state happen there.
 GRAPH_WARMUP_STEPS = 3
-#: One capture at a time in a process: capturing synchronises the device and trims the
-#: allocator's cache, which must not happen while another thread is capturing.
-_CAPTURE_LOCK = threading.Lock()
+#: Held by a graph-mode step while it launches work. Runs sharing a process (one thread
+#: each) share torch's global CUDA generator, and a capture fails if another thread draws
+#: from it (a replay reserves its random numbers there) meanwhile. Launches are
+#: asynchronous, so the GPU still runs the threads' work side by side.
+_GRAPH_LOCK = threading.Lock()
 #: The hooks that run inside a training step, and so inside a captured CUDA graph.
 STEP_HOOKS = (
     "gantricks_discriminator_targets",
@@ -89,11 +91,11 @@ def _adam(
     ``capturable``: its step may be recorded in a CUDA graph."""
     # Frozen parameters (requires_grad=False) are no optimiser's business.
     params = [p for p in module.parameters() if p.requires_grad]
-    betas = (config.beta1, config.beta2)
+    kw: dict[str, Any] = {"lr": lr, "betas": (config.beta1, config.beta2), "eps": config.adam_eps}
     try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True, capturable=capturable)
+        return torch.optim.Adam(params, fused=True, capturable=capturable, **kw)
     except (RuntimeError, TypeError):  # devices without a fused kernel (older torch on CPU)
-        return torch.optim.Adam(params, lr=lr, betas=betas)
+        return torch.optim.Adam(params, **kw)
 
 
 def graph_unsafe_plugins(plugins: PluginManager) -> list[str]:
@@ -169,6 +171,7 @@ class Trainer:
             self.models.generator.compile()
             self.models.discriminator.compile()
         self._graph_wanted = self._cuda_graph_possible()
+        self._graph_mode = self._graph_wanted  # stays on if capture fails (see train_step)
         self.opt_g = _adam(self.models.generator, config.lr_g, config, self._graph_wanted)
         self.opt_d = _adam(self.models.discriminator, config.lr_d, config, self._graph_wanted)
         self._params = {
@@ -352,20 +355,24 @@ class Trainer:
         every kernel of both updates, plugins' included, is launched as one graph.
         """
         real, z = self._draw()
-        if self._graph is not None:
-            self._replay(real, z)
-        elif self._graph_wanted and self._graph_warm >= GRAPH_WARMUP_STEPS:
-            self._capture(real, z)
-        elif self._graph_wanted:
-            # Warm-up on a side stream, as CUDA graph capture requires.
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                self._step(real, z)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            self._graph_warm += 1
-        else:
+        if not self._graph_mode:
             self._step(real, z)
+        else:
+            with _GRAPH_LOCK:
+                if self._graph is not None:
+                    self._replay(real, z)
+                elif self._graph_wanted and self._graph_warm >= GRAPH_WARMUP_STEPS:
+                    self._capture(real, z)
+                elif self._graph_wanted:
+                    # Warm-up on a side stream, as CUDA graph capture requires.
+                    side = torch.cuda.Stream(self.device)
+                    side.wait_stream(torch.cuda.current_stream(self.device))
+                    with torch.cuda.stream(side):
+                        self._step(real, z)
+                    torch.cuda.current_stream(self.device).wait_stream(side)
+                    self._graph_warm += 1
+                else:  # capture failed: eager, still under the lock for other threads' sake
+                    self._step(real, z)
         self._window_steps += 1
 
     def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -419,7 +426,7 @@ class Trainer:
         self._collecting = {}
         try:
             # thread_local: other threads (e.g. other runs sharing the GPU) may keep working.
-            with _CAPTURE_LOCK, torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self._step(*self._graph_inputs)
                 names = list(self._collecting)
                 out = torch.stack(
@@ -622,8 +629,8 @@ class Trainer:
         path = ckpt.get("path", "checkpoint")
         saved = ckpt.get("plugins", {})
         stateful = set(self.plugins.implementers("gantricks_state_dict"))
-        # Ranks other than 0 run without the default (logging, saving) plugins.
-        rank0_only = set() if self.dist.is_main else set(DEFAULT_PLUGINS)
+        # Ranks other than 0 run without the logging and saving plugins.
+        rank0_only = set() if self.dist.is_main else set(MAIN_RANK_PLUGINS)
         unknown = sorted(set(saved) - set(self.plugins.plugins) - rank0_only)
         if unknown:
             raise GantricksError(

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gantricks import GantricksError, Trainer, hookimpl
+from gantricks import GantricksError, Trainer, distributed, hookimpl
 from gantricks.metrics.evaluate import (
     CLASSIFIER_DATASETS,
     METRICS,
@@ -41,6 +41,7 @@ class Plugin:
             ["auto"], description="auto, or any of: is, fid, kid, classifier"
         )
         num_samples: int = Field(5000, gt=0, description="samples per evaluation")
+        batch_size: int = Field(500, gt=0, description="samples generated and scored at once")
         best: str | None = Field(None, description="metric that picks best.pt (default: first)")
         inception_weights: str | None = Field(None, description="path, for offline IS/FID/KID")
 
@@ -77,9 +78,13 @@ class Plugin:
     def gantricks_train_start(self, trainer: Trainer) -> None:
         if not self.metrics:
             return
+        dist = trainer.dist
+        if dist.enabled and not dist.is_main:
+            distributed.barrier()  # rank 0 trains a missing classifier (or fails) first
         settings = EvalSettings(
             metrics=self.metrics,
             num_samples=self.config.num_samples,
+            batch_size=self.config.batch_size,
             inception_weights=self.config.inception_weights,
             progress=False,
             seed=trainer.config.seed,
@@ -92,10 +97,18 @@ class Plugin:
             trainer.device,
             download=trainer.config.download,
         )
+        if dist.enabled and dist.is_main:
+            distributed.barrier()
 
     def _evaluate(self, trainer: Trainer) -> None:
         assert self.evaluator is not None
-        result = self.evaluator.evaluate(trainer.generator, trainer.config.nz)
+        dist = trainer.dist
+        # Every rank samples and scores its share; rank 0 gets the scores, logs and saves.
+        result = self.evaluator.evaluate(
+            trainer.generator, trainer.config.nz, dist.rank, dist.world_size
+        )
+        if result is None:
+            return
         result["step"] = trainer.step
         write_outputs(result, trainer.run_dir / "eval", stem=f"step_{trainer.step:07d}")
         values = scalars(result)

@@ -15,12 +15,15 @@ from gantricks.models import conv_blocks
 def feature_matching_loss(
     real_features: torch.Tensor, fake_features: torch.Tensor, norm: str = "l2sq"
 ) -> torch.Tensor:
-    """‖mean f(real) − mean f(fake)‖²₂ (``l2sq``, the paper) or mean |difference| (``l1``,
-    the authors' CIFAR-10 code). Means are over the batch; ``real_features`` should be
-    detached by the caller."""
+    """‖mean f(real) − mean f(fake)‖²₂ (``l2sq``, the paper), the mean squared difference
+    over features (``mse``, the authors' MNIST code) or mean |difference| (``l1``, the
+    authors' CIFAR-10 code). Means are over the batch; ``real_features`` should be detached
+    by the caller."""
     diff = real_features.flatten(1).mean(0) - fake_features.flatten(1).mean(0)
     if norm == "l2sq":
         return diff.square().sum()
+    if norm == "mse":
+        return diff.square().mean()
     if norm == "l1":
         return diff.abs().mean()
     raise ValueError(f"unknown norm {norm!r}")
@@ -40,8 +43,10 @@ class Plugin:
         layer: int = Field(
             -1, description="D conv block whose activations are matched (1 = first; -1 = last)"
         )
-        norm: Literal["l2sq", "l1"] = Field(
-            "l2sq", description="l2sq: squared L2 (paper); l1: mean |diff| (authors' code)"
+        norm: Literal["l2sq", "mse", "l1"] = Field(
+            "l2sq",
+            description="l2sq: squared L2 (paper); mse: mean squared diff (authors' MNIST "
+            "code); l1: mean |diff| (authors' CIFAR-10 code)",
         )
         mode: Literal["replace", "add"] = Field(
             "replace", description="replace the adversarial G loss, or add to it"

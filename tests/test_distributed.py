@@ -99,3 +99,78 @@ def test_two_processes_match_one_with_the_combined_batch(tmp_path, plugins):
         assert a["loss_d"] == pytest.approx(b["loss_d"], rel=1e-4)
         assert a["loss_g"] == pytest.approx(b["loss_g"], rel=1e-4)
     assert (out / "run" / "checkpoints" / "last.pt").is_file()
+
+
+def _eval_worker(rank: int, world: int, port: int, out: str, cache: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        GANTRICKS_CACHE=cache,
+    )
+    torch.set_num_threads(1)
+    try:
+        opts = {
+            **_options(Path(out), batch=8),
+            "eval": {"every": 2, "num_samples": 30, "batch_size": 8},
+        }
+        trainer, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:samples"])
+        assert "eval" in trainer.plugins.plugins  # every rank scores its share
+        trainer.fit()
+        evaluator = trainer.plugins.plugins["eval"].obj.evaluator
+        result = evaluator.evaluate(trainer.generator, 16, rank, world)
+        if rank == 0:
+            torch.save(
+                {"g": trainer.generator.state_dict(), "result": result}, Path(out) / "eval.pt"
+            )
+        else:
+            assert result is None
+    finally:
+        dist.destroy_process_group()
+
+
+def test_evaluation_is_sharded_across_ranks_and_equals_one_process(tmp_path):
+    from gantricks.metrics.classifier import DigitClassifier, classifier_path, save_classifier
+    from gantricks.metrics.evaluate import EvalSettings, Evaluator
+    from gantricks.models import build_models
+
+    cache = tmp_path / "cache"
+    os.environ["GANTRICKS_CACHE"] = str(cache)
+    try:
+        torch.manual_seed(0)
+        info = {"dataset": "glyphs", "test_accuracy": 0.99}
+        classifier = DigitClassifier().eval()
+        with torch.no_grad():  # large last-layer weights: a random net that tells samples apart
+            classifier.head[-1].weight.mul_(300)
+        save_classifier(classifier, classifier_path("glyphs"), info)
+        out = tmp_path / "ddp"
+        mp.start_processes(
+            _eval_worker,
+            args=(2, _free_port(), str(out), str(cache)),
+            nprocs=2,
+            start_method="spawn",
+        )
+        saved = torch.load(out / "eval.pt", weights_only=False)
+        # Rank 0 wrote the scores of the evaluations during training (steps 2 and 3).
+        assert sorted(p.name for p in (out / "run" / "eval").glob("*.json")) == [
+            "step_0000002.json",
+            "step_0000003.json",
+        ]
+        models = build_models(16, 1, 28, 8, 8)
+        models.generator.load_state_dict(saved["g"])
+        settings = EvalSettings(["classifier"], num_samples=30, batch_size=8, progress=False)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as the workers, for the same arithmetic
+        try:
+            single = Evaluator(settings, "glyphs", "data", 28).evaluate(models.generator, 16)
+        finally:
+            torch.set_num_threads(threads)
+    finally:
+        del os.environ["GANTRICKS_CACHE"]
+    # Four batches of 8, 8, 8 and 6 samples, two per rank: the same 30 samples and scores.
+    sharded, alone = saved["result"]["metrics"]["classifier"], single["metrics"]["classifier"]
+    assert sharded["histogram"] == alone["histogram"] and sum(alone["histogram"]) == 30
+    assert alone["classes_covered"] > 1  # the test can tell samples apart
+    assert sharded["classifier_score"] == pytest.approx(alone["classifier_score"], rel=1e-9)

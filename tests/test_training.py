@@ -186,10 +186,14 @@ def test_compile_failing_mid_step_falls_back_to_exactly_the_eager_run(tiny):
     with pytest.warns(UserWarning, match="torch.compile failed .*training continues"):
         trainer.fit()
     assert len(calls) == 4  # the failed try, then three eager steps
-    for a, b in zip(eager.models.discriminator.state_dict().values(),
-                    trainer.models.discriminator.state_dict().values(), strict=True):
+    for a, b in zip(
+        eager.models.discriminator.state_dict().values(),
+        trainer.models.discriminator.state_dict().values(),
+        strict=True,
+    ):
         assert torch.equal(a, b)
-    for a, b in zip(eager.models.generator.parameters(),
-                    trainer.models.generator.parameters(), strict=True):
+    for a, b in zip(
+        eager.models.generator.parameters(), trainer.models.generator.parameters(), strict=True
+    ):
         assert torch.equal(a, b)
     assert trainer.last_scalars["loss_d"] == eager.last_scalars["loss_d"]

@@ -73,6 +73,7 @@ def test_feature_matching_loss_hand_computed():
     fake = torch.tensor([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0]])  # mean (1, 1)
     assert feature_matching_loss(real, fake, "l2sq").item() == pytest.approx(1.0 + 4.0)
     assert feature_matching_loss(real, fake, "l1").item() == pytest.approx((1.0 + 2.0) / 2)
+    assert feature_matching_loss(real, fake, "mse").item() == pytest.approx((1.0 + 4.0) / 2)
     # Zero when the means match, even if the examples differ.
     assert feature_matching_loss(real, real.flip(0), "l2sq").item() == 0.0
 

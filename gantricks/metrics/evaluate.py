@@ -60,16 +60,30 @@ class EvalSettings:
 
 
 def sample_batches(
-    generator: nn.Module, nz: int, n: int, batch_size: int, seed: int, device: torch.device
-) -> Iterator[torch.Tensor]:
-    """uint8 samples in batches, from latent vectors drawn on the CPU with ``seed``."""
+    generator: nn.Module,
+    nz: int,
+    n: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(batch index, uint8 samples) from latent vectors drawn on the CPU with ``seed``.
+
+    With ``world_size`` > 1 only batches ``rank, rank + world_size, ...`` are generated;
+    every rank draws every z, so the ranks' shards together are exactly the single-process
+    samples (batch norm uses each batch's own statistics).
+    """
     gen = torch.Generator().manual_seed(seed)
-    done = 0
+    done = index = 0
     while done < n:
         b = min(batch_size, n - done)
-        z = torch.randn(b, nz, generator=gen).to(device)
-        yield to_uint8(generate(generator, z, batch_size=b))
+        z = torch.randn(b, nz, generator=gen)
+        if index % world_size == rank:
+            yield index, to_uint8(generate(generator, z.to(device), batch_size=b))
         done += b
+        index += 1
 
 
 class Evaluator:
@@ -156,39 +170,63 @@ class Evaluator:
         return ref
 
     # --------------------------------------------------------------------- evaluation
+    def _network_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the metrics need from one batch of samples, as CPU tensors."""
+        out: dict[str, torch.Tensor] = {}
+        if self.inception is not None:
+            f = self.inception.features([images])
+            out["logits"], out["pool"] = f["logits_unbiased"], f["2048"]
+        if self.classifier is not None:
+            from gantricks.metrics.classifier import predict_probs
+
+            if self.dataset == "stacked-mnist":
+                for c in range(3):
+                    out[f"probs{c}"] = predict_probs(
+                        self.classifier, images[:, c : c + 1], self.device
+                    )
+            else:
+                out["probs"] = predict_probs(self.classifier, images, self.device)
+        return out
+
     @torch.no_grad()
-    def evaluate(self, generator: nn.Module, nz: int) -> dict[str, Any]:
-        """Score ``generator``; return the full result (metrics, protocol, networks)."""
+    def evaluate(
+        self, generator: nn.Module, nz: int, rank: int = 0, world_size: int = 1
+    ) -> dict[str, Any] | None:
+        """Score ``generator``; return the full result (metrics, protocol, networks).
+
+        In a multi-process run every rank calls this with its ``rank``: each samples and
+        runs the networks on its share of the batches, rank 0 gathers the outputs and
+        computes the scores (the same as one process would), the others return ``None``.
+        """
         s = self.settings
         start = time.perf_counter()
-        batches = sample_batches(generator, nz, s.num_samples, s.batch_size, s.seed, self.device)
-        if s.progress:
-            total = -(-s.num_samples // s.batch_size)
+        batches: Iterator[tuple[int, torch.Tensor]] = sample_batches(
+            generator, nz, s.num_samples, s.batch_size, s.seed, self.device, rank, world_size
+        )
+        if s.progress and rank == 0:
+            total = len(range(0, -(-s.num_samples // s.batch_size), world_size))
             batches = tqdm(batches, total=total, desc="evaluating", unit="batch", leave=False)
-        logits, pool, probs = [], [], []
-        channel_probs: list[list[torch.Tensor]] = [[], [], []]
-        for images in batches:
-            if self.inception is not None:
-                f = self.inception.features([images])
-                logits.append(f["logits_unbiased"])
-                pool.append(f["2048"])
-            if self.classifier is not None:
-                from gantricks.metrics.classifier import predict_probs
+        local = [(index, self._network_outputs(images)) for index, images in batches]
+        if world_size > 1:
+            from gantricks.distributed import gather_to_main
 
-                if self.dataset == "stacked-mnist":
-                    for c in range(3):
-                        channel_probs[c].append(
-                            predict_probs(self.classifier, images[:, c : c + 1], self.device)
-                        )
-                else:
-                    probs.append(predict_probs(self.classifier, images, self.device))
+            gathered = gather_to_main(local)
+            if gathered is None:
+                return None
+            local = sorted((item for part in gathered for item in part), key=lambda t: t[0])
+        outputs = {
+            key: torch.cat([out[key] for _, out in local]) for key in (local[0][1] if local else {})
+        }
+        logits, pool = outputs.get("logits"), outputs.get("pool")
         metrics: dict[str, Any] = {}
         if "is" in s.metrics:
-            r = scores.inception_score(torch.cat(logits), s.splits, logits=True)
+            assert logits is not None
+            r = scores.inception_score(logits, s.splits, logits=True)
             metrics["is"] = {"mean": r.mean, "std": r.std, "splits": r.splits}
         if "fid" in s.metrics or "kid" in s.metrics:
             ref = self._reference()
-            feats = torch.cat(pool)
+            assert pool is not None
+            feats = pool
             if "fid" in s.metrics:
                 mu, sigma = scores.feature_statistics(feats)
                 metrics["fid"] = {
@@ -209,11 +247,11 @@ class Evaluator:
             if self.dataset == "stacked-mnist":
                 from gantricks.stacked_mnist import mode_statistics
 
-                metrics["classifier"] = mode_statistics([torch.cat(c) for c in channel_probs])
+                metrics["classifier"] = mode_statistics([outputs[f"probs{c}"] for c in range(3)])
             else:
                 from gantricks.metrics.classifier import classifier_scores
 
-                metrics["classifier"] = classifier_scores(torch.cat(probs), s.splits)
+                metrics["classifier"] = classifier_scores(outputs["probs"], s.splits)
         elapsed = time.perf_counter() - start
         return {
             "dataset": self.dataset,
