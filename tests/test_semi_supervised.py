@@ -204,6 +204,10 @@ def test_cli_flags_add_the_plugins_and_presets():
     opts = train_options(args)
     assert opts["semi_supervised"] == {"labels_per_class": 20}
     assert opts["lr_d"] == 0.001 and opts["lr_g"] == 0.003 and opts["batch_size"] == 100
+    assert opts["adam_eps"] == 1e-4 and opts["feature_matching"] == {"norm": "mse"}
+    # Any preset can be overridden, plugin options too.
+    custom = parser.parse_args(["train", "--semi-supervised", "--set", "feature_matching.norm=l1"])
+    assert train_options(custom)["feature_matching"] == {"norm": "l1"}
     assert train_plugins(args, opts) == ["semi_supervised", "feature_matching"]
     # A config file's plugin list is kept and extended.
     assert train_plugins(args, {"plugins": ["minibatch"]}) == [
