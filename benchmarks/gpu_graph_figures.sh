@@ -4,8 +4,8 @@
 #   DATA=data bash benchmarks/gpu_graph_figures.sh OUTDIR
 # 1. the CUDA tests (graph replay against eager, no sync per step);
 # 2. throughput against the reference loop with and without the CUDA graph;
-# 3. the semi-supervised run (100 labels, 3 seeds on one GPU), stopped cleanly when the
-#    time budget (TOTAL seconds for the whole script, default 560) runs out.
+# 3. the semi-supervised run (100 labels, 3 seeds, one process each), stopped cleanly when
+#    the time budget (TOTAL seconds for the whole script, default 560) runs out.
 set -u
 out=${1:-gpu_graph_figures}
 py=${PYTHON:-python3}
@@ -35,9 +35,9 @@ step b512_s64_bf16 90 $py benchmarks/throughput.py --device cuda --steps 100 --w
     --rounds 3 --cuda-graph --batch-size 512 --image-size 64 --precision bf16 \
     --json "$out/throughput_cuda_graph_b512_s64_bf16.json"
 left=$((total - SECONDS - 30))
-step ssl_100_labels $((left + 25)) $py benchmarks/seeds_on_one_gpu.py --seeds 0 1 2 \
+step ssl_100_labels $((left + 25)) $py benchmarks/seeds.py --seeds 0 1 2 \
     --seconds "$left" --summary "$out/ssl_100_labels.json" -- \
     --semi-supervised --labels-per-class 10 --dataset mnist --data-dir "$data" --no-download \
     --epochs 300 --device cuda --name ssl100 --out-dir "$out/runs" \
-    --plugins no:eval,no:tensorboard,no:progress --log-every 600 \
-    --set semi_supervised.eval_every=1200 --set cuda_graph=true
+    --plugins no:eval,no:tensorboard,no:progress,no:samples --log-every 600 \
+    --set semi_supervised.eval_every=3000 --set cuda_graph=true

@@ -38,11 +38,6 @@ ONE = 1.0
 #: Eager steps (on a side stream) before the training step is captured in a CUDA graph:
 #: cuDNN's autotuning, lazy initialisation and the optimisers' state happen there.
 GRAPH_WARMUP_STEPS = 3
-#: Held by a graph-mode step while it launches work. Runs sharing a process (one thread
-#: each) share torch's global CUDA generator, and a capture fails if another thread draws
-#: from it (a replay reserves its random numbers there) meanwhile. Launches are
-#: asynchronous, so the GPU still runs the threads' work side by side.
-_GRAPH_LOCK = threading.Lock()
 #: The hooks that run inside a training step, and so inside a captured CUDA graph.
 STEP_HOOKS = (
     "gantricks_discriminator_targets",
@@ -171,7 +166,6 @@ class Trainer:
             self.models.generator.compile()
             self.models.discriminator.compile()
         self._graph_wanted = self._cuda_graph_possible()
-        self._graph_mode = self._graph_wanted  # stays on if capture fails (see train_step)
         self.opt_g = _adam(self.models.generator, config.lr_g, config, self._graph_wanted)
         self.opt_d = _adam(self.models.discriminator, config.lr_d, config, self._graph_wanted)
         self._params = {
@@ -355,24 +349,20 @@ class Trainer:
         every kernel of both updates, plugins' included, is launched as one graph.
         """
         real, z = self._draw()
-        if not self._graph_mode:
-            self._step(real, z)
+        if self._graph is not None:
+            self._replay(real, z)
+        elif self._graph_wanted and self._graph_warm >= GRAPH_WARMUP_STEPS:
+            self._capture(real, z)
+        elif self._graph_wanted:
+            # Warm-up on a side stream, as CUDA graph capture requires.
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self._step(real, z)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._graph_warm += 1
         else:
-            with _GRAPH_LOCK:
-                if self._graph is not None:
-                    self._replay(real, z)
-                elif self._graph_wanted and self._graph_warm >= GRAPH_WARMUP_STEPS:
-                    self._capture(real, z)
-                elif self._graph_wanted:
-                    # Warm-up on a side stream, as CUDA graph capture requires.
-                    side = torch.cuda.Stream(self.device)
-                    side.wait_stream(torch.cuda.current_stream(self.device))
-                    with torch.cuda.stream(side):
-                        self._step(real, z)
-                    torch.cuda.current_stream(self.device).wait_stream(side)
-                    self._graph_warm += 1
-                else:  # capture failed: eager, still under the lock for other threads' sake
-                    self._step(real, z)
+            self._step(real, z)
         self._window_steps += 1
 
     def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -425,8 +415,7 @@ class Trainer:
         graph = torch.cuda.CUDAGraph()
         self._collecting = {}
         try:
-            # thread_local: other threads (e.g. other runs sharing the GPU) may keep working.
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            with torch.cuda.graph(graph):
                 self._step(*self._graph_inputs)
                 names = list(self._collecting)
                 out = torch.stack(

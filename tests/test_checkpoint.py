@@ -170,3 +170,18 @@ def test_interrupt_finishes_step_and_saves(tiny):
     t.fit()
     assert t.step == 3 and t.stop_requested
     assert checkpoint.load(t.run_dir)["step"] == 3
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    from gantricks.checkpoint import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "result.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's private 0600
+    assert path.read_text() == "{}" and not list(tmp_path.glob(".*.tmp"))

@@ -220,3 +220,32 @@ def test_cli_flags_add_the_plugins_and_presets():
     assert "lr_d" not in train_options(resumed) and train_plugins(resumed, {}) is None
     with pytest.raises(GantricksError, match="--labels-per-class needs --semi-supervised"):
         train_options(parser.parse_args(["train", "--labels-per-class", "5"]))
+
+
+def test_seeds_script_runs_each_seed_and_summarises(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "seeds.py"
+    summary = tmp_path / "summary.json"
+    train = [
+        "--semi-supervised", "--dataset", "glyphs", "--steps", "4", "--batch-size", "20",
+        "--device", "cpu", "--name", "ssl", "--out-dir", str(tmp_path / "runs"),
+        "--plugins", "no:progress,no:tensorboard,no:eval,no:samples",
+        "--set", "ngf=8", "ndf=8", "nz=16", "semi_supervised.model=dcgan",
+        "semi_supervised.eval_every=2",
+    ]  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(script), "--seeds", "0", "1", "--summary", str(summary), "--", *train],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(summary.read_text())["runs"]
+    assert [(r["seed"], r["exit_code"], r["step"]) for r in rows] == [(0, 0, 4), (1, 0, 4)]
+    for r in rows:
+        ssl = json.loads((tmp_path / "runs" / f"ssl-seed{r['seed']}" / "ssl.json").read_text())
+        assert r["test_errors"] == ssl["test_errors"] and ssl["step"] == 4
+    assert "test errors over seeds" in out.stdout

@@ -1,0 +1,131 @@
+"""Several seeds of one `gantricks train` command at once, one process each.
+
+Each seed is an ordinary run (`OUT_DIR/NAME-seedS`, with its metrics.jsonl, checkpoint and,
+for semi-supervised runs, ssl.json). With ``--seconds`` every run is stopped as Ctrl-C
+would stop it: the step finishes, a checkpoint is saved and the semi-supervised test error
+is measured on the D it stopped with. A summary of all seeds is printed and, with
+``--summary``, written as JSON.
+
+    python benchmarks/seeds.py --seeds 0 1 2 --seconds 3600 --summary ssl.json -- \\
+        --semi-supervised --labels-per-class 10 --dataset mnist --data-dir DATA \\
+        --epochs 300 --device cuda --name ssl100 --set cuda_graph=true
+
+Runs share the machine: on a GPU they take turns (one CUDA context each), on a CPU they
+share its cores, so the seconds are shared too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gantricks.cli import build_parser
+
+
+def run_folder(train_args: list[str], seed: int) -> tuple[list[str], Path]:
+    """This seed's arguments and run folder (``--name`` gets a ``-seedS`` suffix)."""
+    targs = build_parser().parse_args(["train", *train_args])
+    if not targs.name:
+        raise SystemExit("seeds.py: give the runs a --name (each seed's folder is NAME-seedS)")
+    name = f"{targs.name}-seed{seed}"
+    args = [*train_args, "--seed", str(seed), "--name", name]
+    return args, Path(targs.out_dir or "runs") / name
+
+
+def summary_row(seed: int, run_dir: Path, exit_code: int, seconds: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"seed": seed, "run": str(run_dir), "exit_code": exit_code}
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        lines = metrics.read_text().splitlines()
+        last = json.loads(lines[-1]) if lines else {}
+        row.update(step=last.get("step"), epochs=last.get("epoch"), seconds=seconds)
+    ssl_json = run_dir / "ssl.json"
+    if ssl_json.is_file():
+        ssl = json.loads(ssl_json.read_text())
+        row.update(
+            labels=ssl["labels"],
+            test_errors=ssl["test_errors"],
+            test_errors_current_d=ssl["test_errors_current_d"],
+            evaluated_at_step=ssl["step"],
+            best_test_errors=min(h["test_errors"] for h in ssl["history"]),
+        )
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    p.add_argument(
+        "--seconds",
+        type=float,
+        help="stop every run after this long, as Ctrl-C would: step finished, checkpoint saved",
+    )
+    p.add_argument("--summary", type=Path, help="write a JSON summary here")
+    p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then gantricks train options")
+    args = p.parse_args(argv)
+    train_args = [a for a in args.train_args if a != "--"]
+    runs = {seed: run_folder(train_args, seed) for seed in args.seeds}
+
+    start = time.perf_counter()
+    procs = {
+        seed: subprocess.Popen([sys.executable, "-m", "gantricks", "train", *targs])
+        for seed, (targs, _) in runs.items()
+    }
+    deadline = None if args.seconds is None else start + args.seconds
+    try:
+        while any(proc.poll() is None for proc in procs.values()):
+            if deadline is not None and time.perf_counter() > deadline:
+                for proc in procs.values():
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGINT)
+                deadline = None
+            time.sleep(0.5)
+    except KeyboardInterrupt:  # the runs got the same Ctrl-C: wait for their checkpoints
+        for proc in procs.values():
+            proc.wait()
+    seconds = time.perf_counter() - start
+
+    rows = [summary_row(s, runs[s][1], procs[s].returncode, seconds) for s in args.seeds]
+    for row in rows:
+        errs = (
+            f"  test errors {row['test_errors']} (current D {row['test_errors_current_d']}, "
+            f"best {row['best_test_errors']})"
+            if "test_errors" in row
+            else ""
+        )
+        print(
+            f"seed {row['seed']}: exit {row['exit_code']}, {row.get('step')} steps, "
+            f"{row.get('epochs') or 0:.1f} epochs{errs}",
+            flush=True,
+        )
+    errors = [r["test_errors"] for r in rows if "test_errors" in r]
+    if len(errors) > 1:
+        mean, std = statistics.mean(errors), statistics.stdev(errors)
+        print(f"test errors over seeds: {mean:.1f} ± {std:.1f}")
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(
+            json.dumps(
+                {
+                    "command": "python benchmarks/seeds.py "
+                    + " ".join(argv if argv is not None else sys.argv[1:]),
+                    "seconds": seconds,
+                    "runs": rows,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+    # 130 (stopped by --seconds or Ctrl-C, checkpoint saved) counts as a clean end.
+    return 0 if all(r["exit_code"] in (0, 130) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
