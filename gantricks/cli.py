@@ -25,7 +25,7 @@ _TRAIN_FLAGS = {
 #: difference of means; and Adam's ε, which that code adds *inside* the square root
 #: (√(v̂ + 1e-8)), approximated by ε = 1e-4 outside it (within a factor √2 everywhere).
 #: The last two together keep G's steps small when its gradients are: without them G
-#: collapsed after 10-12 epochs in every run tried, D then separating real from generated
+#: collapsed after 10-13 epochs in the runs tried, D then separating real from generated
 #: perfectly (benchmarks/RESULTS.md, "Semi-supervised MNIST").
 SEMI_SUPERVISED_PRESET: dict[str, Any] = {
     "lr_d": 0.003,
