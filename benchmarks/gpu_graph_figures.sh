@@ -12,16 +12,7 @@ py=${PYTHON:-python3}
 data=${DATA:-data}
 total=${TOTAL:-560}
 mkdir -p "$out"
-step() {
-    local name=$1 limit=$2
-    shift 2
-    echo "== $name: $*"
-    local start=$SECONDS
-    timeout "$limit" "$@"
-    echo "== $name: exit $? after $((SECONDS - start)) s"
-}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-$py -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+source "$(dirname "$0")/gpu_common.sh"
 step cuda_tests 90 $py -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py \
     tests/test_no_sync.py
 common=(--device cuda --steps 200 --warmup 20 --rounds 3 --cuda-graph)

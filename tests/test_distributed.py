@@ -37,15 +37,21 @@ def _options(out: Path, batch: int) -> dict:
     }
 
 
-def _worker(rank: int, world: int, port: int, out: str, plugins: list[str]) -> None:
+def _join(rank: int, world: int, port: int, **env: str) -> None:
+    """The environment torchrun gives a worker, one thread per process."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
         RANK=str(rank),
         WORLD_SIZE=str(world),
         LOCAL_RANK=str(rank),
+        **env,
     )
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, world: int, port: int, out: str, plugins: list[str]) -> None:
+    _join(rank, world, port)
     try:
         trainer, _ = prepare(_options(Path(out), batch=8), plugins=plugins)
         assert trainer.dist.world_size == world
@@ -102,15 +108,7 @@ def test_two_processes_match_one_with_the_combined_batch(tmp_path, plugins):
 
 
 def _eval_worker(rank: int, world: int, port: int, out: str, cache: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        GANTRICKS_CACHE=cache,
-    )
-    torch.set_num_threads(1)
+    _join(rank, world, port, GANTRICKS_CACHE=cache)
     try:
         opts = {
             **_options(Path(out), batch=8),
