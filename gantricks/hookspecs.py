@@ -111,7 +111,9 @@ def gantricks_discriminator_targets(
 
     Called every step before the discriminator loss. ``firstresult``: the first plugin
     that returns a value decides; returning ``None`` passes. When no plugin decides,
-    the targets are ``(1.0, 0.0)``.
+    the targets are ``(1.0, 0.0)``. Later implementations are skipped once one decides, so
+    a plugin that needs a per-step call here regardless (to reset state) implements it as
+    a wrapper, ``@hookimpl(wrapper=True)``, which always runs.
 
     :param trainer: the running trainer.
     :param batch: this step's :class:`gantricks.StepBatch` (real images, z, generated

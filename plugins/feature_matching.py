@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Generator
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,10 +92,14 @@ class Plugin:
         if self.recording:
             self.captured.append(output)
 
-    @hookimpl
-    def gantricks_discriminator_targets(self) -> None:
-        self.captured.clear()  # a new step begins: D(real), D(fake), D(fake) for G follow
+    @hookimpl(wrapper=True)
+    def gantricks_discriminator_targets(self) -> Generator[None, Any, Any]:
+        # A new step begins: D(real), D(fake), D(fake) for G follow. A wrapper, because
+        # this hook is firstresult: a plain implementation is skipped whenever another
+        # plugin (label smoothing) answers first.
+        self.captured.clear()
         self.recording = True
+        return (yield)
 
     @hookimpl
     def gantricks_generator_loss(

@@ -118,9 +118,13 @@ def test_feature_matching_add_mode_intermediate_layer(tiny):
         bad.fit()
 
 
-def test_feature_matching_layer_hook_matches_manual_forward(tiny):
-    """layer=1 matches the first block's activations, as computed by hand."""
-    seen = {}
+@pytest.mark.parametrize(
+    "others", [[], ["label_smooth"]], ids=["alone", "label_smooth-decides-the-targets"]
+)
+def test_feature_matching_layer_hook_matches_manual_forward(tiny, others):
+    """layer=1 matches the first block's activations, as computed by hand, at every step,
+    also when another plugin answers the (firstresult) targets hook before it."""
+    seen: dict[str, list[torch.Tensor]] = {"expected": [], "got": []}
 
     class Check:
         @hookimpl(trylast=True)
@@ -129,15 +133,17 @@ def test_feature_matching_layer_hook_matches_manual_forward(tiny):
             with torch.no_grad():
                 real = first(batch.real)
             fake = first(batch.fake)
-            seen["expected"] = (real.flatten(1).mean(0) - fake.flatten(1).mean(0)).square().sum()
-            seen["got"] = terms["feature_matching"]
+            diff = real.flatten(1).mean(0) - fake.flatten(1).mean(0)
+            seen["expected"].append(diff.square().sum().detach())
+            seen["got"].append(terms["feature_matching"].detach())
 
     t, _ = prepare(
-        {**tiny, "steps": 1, "feature_matching": {"layer": 1}},
-        plugins=[*QUIET, "feature_matching"],
+        {**tiny, "steps": 3, "feature_matching": {"layer": 1}},
+        plugins=[*QUIET, "feature_matching", *others],
         extra_plugins=[(Check(), "c")],
     )
     t.fit()
+    assert len(seen["got"]) == 3
     torch.testing.assert_close(seen["got"], seen["expected"])
 
 
