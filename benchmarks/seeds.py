@@ -30,13 +30,21 @@ from gantricks.cli import build_parser
 
 
 def run_folder(train_args: list[str], seed: int) -> tuple[list[str], Path]:
-    """This seed's arguments and run folder (``--name`` gets a ``-seedS`` suffix)."""
+    """This seed's arguments and run folder, ``OUT_DIR/NAME-seedS``.
+
+    ``--out-dir`` and ``--name`` are passed explicitly (flags win over a config file and
+    ``--set``), and a folder that already holds a run is refused: gantricks would pick
+    another name for it and the summary would read the old run.
+    """
     targs = build_parser().parse_args(["train", *train_args])
     if not targs.name:
         raise SystemExit("seeds.py: give the runs a --name (each seed's folder is NAME-seedS)")
+    out_dir = targs.out_dir or "runs"
     name = f"{targs.name}-seed{seed}"
-    args = [*train_args, "--seed", str(seed), "--name", name]
-    return args, Path(targs.out_dir or "runs") / name
+    folder = Path(out_dir) / name
+    if folder.exists() and any(folder.iterdir()):
+        raise SystemExit(f"seeds.py: {folder} already holds a run; choose another --name")
+    return [*train_args, "--seed", str(seed), "--name", name, "--out-dir", out_dir], folder
 
 
 def summary_row(seed: int, run_dir: Path, exit_code: int, seconds: float) -> dict[str, Any]:

@@ -19,6 +19,10 @@ import torch
 
 from gantricks.errors import GantricksError
 
+# The process's umask, read once (reading it means setting it, which is not thread-safe).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 FORMAT = "gantricks-checkpoint"
 VERSION = 1
 LAST = "last.pt"
@@ -31,23 +35,17 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

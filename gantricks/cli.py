@@ -92,7 +92,8 @@ def _add_train(sub: Any) -> None:
         "semi-supervised (Salimans et al. 2016, section 5)",
         "K+1-class discriminator, supervised on a labelled subset, generator by feature "
         "matching; test error logged as ssl/test_errors. Presets, which any option you "
-        "give overrides: lr_d=0.003, lr_g=0.003, batch_size=100.",
+        "give overrides: lr_d=0.003, lr_g=0.003, batch_size=100, adam_eps=1e-4, "
+        "feature_matching.norm=mse.",
     )
     ssl.add_argument(
         "--semi-supervised",

@@ -90,7 +90,7 @@ def _adam(
     try:
         return torch.optim.Adam(params, fused=True, capturable=capturable, **kw)
     except (RuntimeError, TypeError):  # devices without a fused kernel (older torch on CPU)
-        return torch.optim.Adam(params, **kw)
+        return torch.optim.Adam(params, capturable=capturable, **kw)
 
 
 def graph_unsafe_plugins(plugins: PluginManager) -> list[str]:
@@ -408,8 +408,10 @@ class Trainer:
     def _capture(self, real: torch.Tensor, z: torch.Tensor) -> None:
         """Record one training step in a CUDA graph, then take the step by replaying it.
 
-        Capturing runs no kernel, so if it fails nothing has changed on the device: the
-        step is taken eagerly instead and the run continues without a graph.
+        Capturing runs no kernel, so if it fails the models are as they were: the step is
+        taken eagerly instead and the run continues without a graph. Some torch versions
+        leave the global CUDA generator in capture mode after a failed capture; then no
+        eager step can run in this process, and the run stops with an error saying so.
         """
         self._graph_inputs = (real.clone(), z.clone())
         graph = torch.cuda.CUDAGraph()
@@ -423,13 +425,19 @@ class Trainer:
                 )
         except Exception as e:  # capture raises many types; any of them means "no"
             self._collecting = None
-            warnings.warn(
-                f"CUDA graph capture failed ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:200]}); training continues eagerly",
-                stacklevel=3,
-            )
             self._graph_wanted, self._graph_inputs = False, None
-            torch.cuda.synchronize(self.device)
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            try:  # can this process still draw random numbers and run kernels?
+                torch.cuda.synchronize(self.device)
+                torch.randn(1, device=self.device)
+            except Exception:
+                raise GantricksError(
+                    f"CUDA graph capture failed ({why}) and left CUDA unusable in this "
+                    "process; run again without cuda_graph=true (the last checkpoint is kept)"
+                ) from e
+            warnings.warn(
+                f"CUDA graph capture failed ({why}); training continues eagerly", stacklevel=3
+            )
             self._step(real, z)
             return
         self._collecting = None
@@ -603,9 +611,16 @@ class Trainer:
             raise GantricksError(
                 f"checkpoint {path!r}: optimiser state does not fit this run: {e}"
             ) from None
-        for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:  # this run's setting, not the saving run's
-                group["capturable"] = self._graph_wanted
+        # The optimisers follow this run's configuration (e.g. --set adam_eps=... on
+        # --resume), not the hyperparameters stored with their state.
+        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+            for group in opt.param_groups:
+                group.update(
+                    lr=lr,
+                    betas=(self.config.beta1, self.config.beta2),
+                    eps=self.config.adam_eps,
+                    capturable=self._graph_wanted,
+                )
         self.sampler.load_state_dict(ckpt["sampler"])
         self.noise.set_state(ckpt["noise"])
         torch.set_rng_state(ckpt["torch_rng"])

@@ -80,7 +80,11 @@ class Plugin:
             return
         dist = trainer.dist
         if dist.enabled and not dist.is_main:
-            distributed.barrier()  # rank 0 trains a missing classifier (or fails) first
+            # Rank 0 sets up first (it may train a missing classifier) and says how it went,
+            # so that a failure there stops every rank instead of leaving them waiting.
+            failure = distributed.broadcast_object(None)
+            if failure is not None:
+                raise GantricksError(f"eval: rank 0 could not set up evaluation: {failure}")
         settings = EvalSettings(
             metrics=self.metrics,
             num_samples=self.config.num_samples,
@@ -89,16 +93,21 @@ class Plugin:
             progress=False,
             seed=trainer.config.seed,
         )
-        self.evaluator = Evaluator(
-            settings,
-            trainer.config.dataset,
-            trainer.config.data_dir,
-            trainer.data.image_size,
-            trainer.device,
-            download=trainer.config.download,
-        )
+        try:
+            self.evaluator = Evaluator(
+                settings,
+                trainer.config.dataset,
+                trainer.config.data_dir,
+                trainer.data.image_size,
+                trainer.device,
+                download=trainer.config.download,
+            )
+        except Exception as e:
+            if dist.enabled and dist.is_main:
+                distributed.broadcast_object(f"{type(e).__name__}: {e}")
+            raise
         if dist.enabled and dist.is_main:
-            distributed.barrier()
+            distributed.broadcast_object(None)
 
     def _evaluate(self, trainer: Trainer) -> None:
         assert self.evaluator is not None

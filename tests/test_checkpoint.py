@@ -172,16 +172,27 @@ def test_interrupt_finishes_step_and_saves(tiny):
     assert checkpoint.load(t.run_dir)["step"] == 3
 
 
-def test_atomic_write_gives_the_usual_file_mode(tmp_path):
-    import os
+def test_atomic_write_gives_the_usual_file_mode(tmp_path, monkeypatch):
     import stat
 
-    from gantricks.checkpoint import atomic_write_text
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600)):
+        monkeypatch.setattr(checkpoint, "_UMASK", umask)
+        path = checkpoint.atomic_write_text(tmp_path / f"result-{mode:o}.json", "{}")
+        assert stat.S_IMODE(path.stat().st_mode) == mode  # as open() would, not always 0600
+        assert path.read_text() == "{}"
+    assert not list(tmp_path.glob(".*.tmp"))
 
-    old = os.umask(0o022)
-    try:
-        path = atomic_write_text(tmp_path / "result.json", "{}")
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's private 0600
-    assert path.read_text() == "{}" and not list(tmp_path.glob(".*.tmp"))
+
+def test_resume_applies_this_runs_optimiser_settings(tiny):
+    opts = {**tiny, "steps": 2, "name": "run"}
+    first, _ = prepare(opts, plugins=QUIET)
+    first.fit()
+    resumed, ckpt = prepare(
+        {**opts, "steps": 3, "adam_eps": 1e-4, "lr_d": 1e-3},
+        plugins=None,
+        resume=str(first.run_dir),
+    )
+    resumed.fit(resume=ckpt)
+    assert resumed.step == 3
+    d, g = resumed.opt_d.param_groups[0], resumed.opt_g.param_groups[0]
+    assert (d["eps"], d["lr"], g["eps"], g["lr"]) == (1e-4, 1e-3, 1e-4, first.config.lr_g)

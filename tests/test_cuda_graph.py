@@ -90,3 +90,27 @@ def test_graph_replay_runs_the_semi_supervised_plugin(tiny):
     assert ssl.averaged_steps == 20  # the graph's replays advanced the device-side counter
     assert [h["step"] for h in ssl.history] == [10, 20]
     assert "loss_d/supervised" in trainer.last_scalars
+
+
+class HostReadingPlugin:
+    """Claims graph safety but reads a value back in a step hook, which a capture forbids."""
+
+    graph_safe = True
+
+    @hookimpl
+    def gantricks_discriminator_loss(self, terms) -> None:
+        float(terms["real"])
+
+
+@needs_cuda
+def test_failed_capture_continues_eagerly_or_stops_with_a_clear_error(tiny):
+    opts = {**tiny, "device": "cuda", "steps": 8, "cuda_graph": True}
+    trainer, _ = prepare(opts, plugins=QUIET, extra_plugins=[(HostReadingPlugin(), "reader")])
+    try:
+        with pytest.warns(UserWarning, match="CUDA graph capture failed"):
+            trainer.fit()
+    except GantricksError as e:  # torch versions whose generator stays in capture mode
+        assert "CUDA graph capture failed" in str(e) and "without cuda_graph=true" in str(e)
+        return
+    assert trainer._graph is None and trainer.step == 8
+    assert math.isfinite(trainer.last_scalars["loss_d"])

@@ -172,3 +172,41 @@ def test_evaluation_is_sharded_across_ranks_and_equals_one_process(tmp_path):
     assert sharded["histogram"] == alone["histogram"] and sum(alone["histogram"]) == 30
     assert alone["classes_covered"] > 1  # the test can tell samples apart
     assert sharded["classifier_score"] == pytest.approx(alone["classifier_score"], rel=1e-9)
+
+
+def _failing_eval_worker(rank: int, world: int, port: int, out: str) -> None:
+    _join(rank, world, port)
+    try:
+        opts = {
+            **_options(Path(out), batch=8),
+            "eval": {"metrics": ["is"], "inception_weights": str(Path(out) / "missing.pth")},
+        }
+        trainer, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:samples"])
+        try:
+            trainer.fit()
+        except Exception as e:  # every rank must stop with the reason, none may hang
+            (Path(out) / f"rank{rank}.txt").write_text(str(e))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_evaluation_setup_failing_on_rank_0_stops_every_rank(tmp_path):
+    out = tmp_path / "ddp"
+    out.mkdir()
+    ctx = mp.start_processes(
+        _failing_eval_worker,
+        args=(2, _free_port(), str(out)),
+        nprocs=2,
+        start_method="spawn",
+        join=False,
+    )
+    deadline = 120
+    while not ctx.join(timeout=5):
+        deadline -= 5
+        if deadline <= 0:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("a rank was left waiting after rank 0 failed")
+    assert "missing.pth" in (out / "rank0.txt").read_text()
+    assert "rank 0 could not set up evaluation" in (out / "rank1.txt").read_text()
+    assert "missing.pth" in (out / "rank1.txt").read_text()
