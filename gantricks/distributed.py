@@ -16,14 +16,18 @@ gradients, patterns DDP's reducer does not accept without a static graph.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from gantricks.errors import GantricksError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,27 @@ def gather_to_main(obj: Any) -> list[Any] | None:
     out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(obj, out, dst=0)
     return out
+
+
+def main_first(action: Callable[[], T], what: str) -> T:
+    """Run ``action`` on rank 0 first (it may download or train something the others then
+    find cached), then on the other ranks. If it fails on rank 0 every rank stops, with
+    rank 0's reason, instead of waiting for it forever."""
+    info = current()
+    if not info.enabled:
+        return action()
+    if not info.is_main:
+        failure = broadcast_object(None)
+        if failure is not None:
+            raise GantricksError(f"rank 0 could not {what}: {failure}")
+        return action()
+    try:
+        result = action()
+    except Exception as e:
+        broadcast_object(f"{type(e).__name__}: {e}")
+        raise
+    broadcast_object(None)
+    return result
 
 
 def broadcast_object(obj: Any) -> Any:

@@ -106,13 +106,12 @@ def prepare(
         config.image_size = NATIVE_SIZE[config.dataset]
     config.plugin_options = pm.resolved_options()
 
-    if rank.enabled and not rank.is_main:
-        distributed.barrier()  # rank 0 downloads a missing dataset first
-    data = load_dataset(
-        config.dataset, config.data_dir, config.image_size, train=True, download=config.download
+    data = distributed.main_first(  # rank 0 downloads a missing dataset first
+        lambda: load_dataset(
+            config.dataset, config.data_dir, config.image_size, train=True, download=config.download
+        ),
+        "load the dataset",
     )
-    if rank.enabled and rank.is_main:
-        distributed.barrier()
     if ckpt is not None:
         if (ckpt.get("image_size"), ckpt.get("channels")) != (data.image_size, data.channels):
             raise GantricksError(

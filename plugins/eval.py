@@ -78,13 +78,6 @@ class Plugin:
     def gantricks_train_start(self, trainer: Trainer) -> None:
         if not self.metrics:
             return
-        dist = trainer.dist
-        if dist.enabled and not dist.is_main:
-            # Rank 0 sets up first (it may train a missing classifier) and says how it went,
-            # so that a failure there stops every rank instead of leaving them waiting.
-            failure = distributed.broadcast_object(None)
-            if failure is not None:
-                raise GantricksError(f"eval: rank 0 could not set up evaluation: {failure}")
         settings = EvalSettings(
             metrics=self.metrics,
             num_samples=self.config.num_samples,
@@ -93,21 +86,18 @@ class Plugin:
             progress=False,
             seed=trainer.config.seed,
         )
-        try:
-            self.evaluator = Evaluator(
+        # Rank 0 first: it may train a missing classifier, which the others then load.
+        self.evaluator = distributed.main_first(
+            lambda: Evaluator(
                 settings,
                 trainer.config.dataset,
                 trainer.config.data_dir,
                 trainer.data.image_size,
                 trainer.device,
                 download=trainer.config.download,
-            )
-        except Exception as e:
-            if dist.enabled and dist.is_main:
-                distributed.broadcast_object(f"{type(e).__name__}: {e}")
-            raise
-        if dist.enabled and dist.is_main:
-            distributed.broadcast_object(None)
+            ),
+            "set up evaluation",
+        )
 
     def _evaluate(self, trainer: Trainer) -> None:
         assert self.evaluator is not None

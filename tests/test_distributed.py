@@ -174,15 +174,17 @@ def test_evaluation_is_sharded_across_ranks_and_equals_one_process(tmp_path):
     assert sharded["classifier_score"] == pytest.approx(alone["classifier_score"], rel=1e-9)
 
 
-def _failing_eval_worker(rank: int, world: int, port: int, out: str) -> None:
+def _failing_worker(rank: int, world: int, port: int, out: str, case: str) -> None:
     _join(rank, world, port)
     try:
-        opts = {
-            **_options(Path(out), batch=8),
-            "eval": {"metrics": ["is"], "inception_weights": str(Path(out) / "missing.pth")},
-        }
-        trainer, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:samples"])
+        opts = _options(Path(out), batch=8)
+        if case == "eval":
+            missing = str(Path(out) / "missing.pth")
+            opts["eval"] = {"metrics": ["is"], "inception_weights": missing}
+        else:  # MNIST from an empty folder, no download
+            opts.update(dataset="mnist", data_dir=str(Path(out) / "empty"), download=False)
         try:
+            trainer, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:samples"])
             trainer.fit()
         except Exception as e:  # every rank must stop with the reason, none may hang
             (Path(out) / f"rank{rank}.txt").write_text(str(e))
@@ -190,12 +192,19 @@ def _failing_eval_worker(rank: int, world: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def test_evaluation_setup_failing_on_rank_0_stops_every_rank(tmp_path):
+@pytest.mark.parametrize(
+    ("case", "rank1_says", "reason"),
+    [
+        ("eval", "rank 0 could not set up evaluation", "missing.pth"),
+        ("data", "rank 0 could not load the dataset", "train-images-idx3-ubyte"),
+    ],
+)
+def test_a_failure_on_rank_0_stops_every_rank(tmp_path, case, rank1_says, reason):
     out = tmp_path / "ddp"
     out.mkdir()
     ctx = mp.start_processes(
-        _failing_eval_worker,
-        args=(2, _free_port(), str(out)),
+        _failing_worker,
+        args=(2, _free_port(), str(out), case),
         nprocs=2,
         start_method="spawn",
         join=False,
@@ -207,6 +216,6 @@ def test_evaluation_setup_failing_on_rank_0_stops_every_rank(tmp_path):
             for p in ctx.processes:
                 p.kill()
             pytest.fail("a rank was left waiting after rank 0 failed")
-    assert "missing.pth" in (out / "rank0.txt").read_text()
-    assert "rank 0 could not set up evaluation" in (out / "rank1.txt").read_text()
-    assert "missing.pth" in (out / "rank1.txt").read_text()
+    assert reason in (out / "rank0.txt").read_text()
+    assert rank1_says in (out / "rank1.txt").read_text()
+    assert reason in (out / "rank1.txt").read_text()
