@@ -104,6 +104,17 @@ def test_cli_train_sample_and_plugins(tmp_path, capsys):
     assert main(["plugins"]) == 0
     listing = capsys.readouterr().out
     assert "tensorboard (on by default" in listing and "--set samples.every=500" in listing
+    # Plugins with step hooks say whether a CUDA graph replays them; the others say nothing.
+    blocks: dict[str, str] = {}
+    for line in listing.splitlines():
+        if line and not line.startswith(" "):
+            name = line.split()[0]
+            blocks[name] = ""
+        elif blocks:
+            blocks[name] += line + "\n"
+    assert "cuda_graph: its step hooks are replayed" in blocks["feature_matching"]
+    assert "cuda_graph: its step hooks are replayed" in blocks["semi_supervised"]
+    assert "cuda_graph" not in blocks["minibatch"] and "cuda_graph" not in blocks["tensorboard"]
 
 
 def test_cli_errors_are_one_paragraph_and_exit_2(tmp_path, capsys):
