@@ -174,7 +174,7 @@ def _add_plugins(sub: Any) -> None:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from gantricks.plugin_manager import DEFAULT_PLUGINS, available, load_plugin
-    from gantricks.trainer import STEP_HOOKS
+    from gantricks.trainer import graph_safety
 
     for name, ep in available().items():
         try:
@@ -184,9 +184,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             continue
         tag = " (on by default; no:" + name + " removes it)" if name in DEFAULT_PLUGINS else ""
         print(f"{name}{tag}\n    {plugin.description}\n    from {ep.value}")
-        target = plugin.factory or plugin.module
-        if any(hasattr(target, hook) for hook in STEP_HOOKS):
-            safe = getattr(target, "graph_safe", False)
+        safe = graph_safety(plugin.factory or plugin.module)
+        if safe is not None:
             graph = "its step hooks are replayed" if safe else "turns it off (not graph_safe)"
             print(f"    cuda_graph: {graph}")
         for key, default, desc in plugin.options_help():

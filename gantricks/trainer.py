@@ -86,29 +86,36 @@ def _adam(
     ``capturable``: its step may be recorded in a CUDA graph."""
     # Frozen parameters (requires_grad=False) are no optimiser's business.
     params = [p for p in module.parameters() if p.requires_grad]
-    kw: dict[str, Any] = {"lr": lr, "betas": (config.beta1, config.beta2), "eps": config.adam_eps}
+    kw = _adam_settings(config, lr, capturable)
     try:
-        return torch.optim.Adam(params, fused=True, capturable=capturable, **kw)
+        return torch.optim.Adam(params, fused=True, **kw)
     except (RuntimeError, TypeError):  # devices without a fused kernel (older torch on CPU)
-        return torch.optim.Adam(params, capturable=capturable, **kw)
+        return torch.optim.Adam(params, **kw)
 
 
-def graph_unsafe_plugins(plugins: PluginManager) -> list[str]:
-    """Plugins with step hooks that have not declared ``graph_safe = True``.
+def _adam_settings(config: RunConfig, lr: float, capturable: bool) -> dict[str, Any]:
+    """Adam's hyperparameters from the run configuration (also re-applied on resume)."""
+    betas = (config.beta1, config.beta2)
+    return {"lr": lr, "betas": betas, "eps": config.adam_eps, "capturable": capturable}
+
+
+def graph_safety(plugin: Any) -> bool | None:
+    """For a plugin (object, class or module): ``None`` if it implements no step hook,
+    else whether it declares ``graph_safe = True``.
 
     A CUDA graph replays kernels only: Python in a step hook runs once, when the step is
     captured. A plugin whose step hooks are pure tensor work (no Python counters, no host
     reads, randomness from torch's global generator) sets the class attribute
     ``graph_safe = True``.
     """
-    return sorted(
-        {
-            name
-            for hook in STEP_HOOKS
-            for name in plugins.implementers(hook)
-            if not getattr(plugins.pm.get_plugin(name), "graph_safe", False)
-        }
-    )
+    if not any(hasattr(plugin, hook) for hook in STEP_HOOKS):
+        return None
+    return bool(getattr(plugin, "graph_safe", False))
+
+
+def graph_unsafe_plugins(plugins: PluginManager) -> list[str]:
+    """Loaded plugins with step hooks that have not declared ``graph_safe = True``."""
+    return sorted(name for name, obj in plugins.pm.list_name_plugin() if graph_safety(obj) is False)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -420,9 +427,7 @@ class Trainer:
             with torch.cuda.graph(graph):
                 self._step(*self._graph_inputs)
                 names = list(self._collecting)
-                out = torch.stack(
-                    [v.detach().reshape(()).float() for v in self._collecting.values()]
-                )
+                out = torch.stack(list(self._collecting.values()))
         except Exception as e:  # capture raises many types; any of them means "no"
             self._collecting = None
             self._graph_wanted, self._graph_inputs = False, None
@@ -470,12 +475,11 @@ class Trainer:
         return loss.detach()
 
     def _accumulate(self, values: dict[str, torch.Tensor]) -> None:
-        if self._collecting is not None:  # capturing: the graph's outputs are summed instead
-            self._collecting.update(values)
-            return
         for name, value in values.items():
             value = value.detach().reshape(()).float()
-            if name in self._sums:
+            if self._collecting is not None:  # capturing: the graph's outputs are summed
+                self._collecting[name] = value
+            elif name in self._sums:
                 self._sums[name] += value
             else:
                 self._sums[name] = value.clone()
@@ -615,12 +619,7 @@ class Trainer:
         # --resume), not the hyperparameters stored with their state.
         for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
             for group in opt.param_groups:
-                group.update(
-                    lr=lr,
-                    betas=(self.config.beta1, self.config.beta2),
-                    eps=self.config.adam_eps,
-                    capturable=self._graph_wanted,
-                )
+                group.update(_adam_settings(self.config, lr, self._graph_wanted))
         self.sampler.load_state_dict(ckpt["sampler"])
         self.noise.set_state(ckpt["noise"])
         torch.set_rng_state(ckpt["torch_rng"])
