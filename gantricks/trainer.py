@@ -621,11 +621,28 @@ class Trainer:
             for group in opt.param_groups:
                 group.update(_adam_settings(self.config, lr, self._graph_wanted))
         self.sampler.load_state_dict(ckpt["sampler"])
-        self.noise.set_state(ckpt["noise"])
+        self.step = int(ckpt["step"])
+        self._restore_noise(ckpt["noise"], path)
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-        self.step = int(ckpt["step"])
+
+    def _restore_noise(self, state: torch.Tensor, path: str) -> None:
+        """The z generator's state; a checkpoint written on another device type (a CPU
+        run continued on a GPU) holds another generator's state, which cannot be loaded:
+        z then comes from a stream seeded by the seed and step, and the continuation is
+        statistically, not bitwise, the run it continues."""
+        try:
+            self.noise.set_state(state)
+        except RuntimeError:
+            self.noise.manual_seed(self.config.seed + 2 + self.step)
+            warnings.warn(
+                f"checkpoint {path!r} was written on another device type than "
+                f"{self.device.type}: the latent noise continues from a new seeded stream "
+                "(seed + 2 + step), so this resume is not bit-identical to an "
+                "uninterrupted run",
+                stacklevel=2,
+            )
 
     def load_plugin_state(self, ckpt: dict[str, Any]) -> None:
         """Give each plugin its saved state; a plugin with state on only one side is an error."""

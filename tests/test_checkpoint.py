@@ -196,3 +196,20 @@ def test_resume_applies_this_runs_optimiser_settings(tiny):
     assert resumed.step == 3
     d, g = resumed.opt_d.param_groups[0], resumed.opt_g.param_groups[0]
     assert (d["eps"], d["lr"], g["eps"], g["lr"]) == (1e-4, 1e-3, 1e-4, first.config.lr_g)
+
+
+def test_resume_on_another_device_type_reseeds_the_noise_and_says_so(tiny):
+    """A CPU checkpoint continued on a GPU (or back) holds a z-generator state of another
+    format; the run continues from a stream seeded by seed and step, with a warning."""
+    opts = {**tiny, "steps": 2, "name": "run"}
+    first, _ = prepare(opts, plugins=QUIET)
+    first.fit()
+    resumed, ckpt = prepare({"steps": 4}, plugins=None, resume=str(first.run_dir))
+    ckpt["noise"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator's state
+    with pytest.warns(UserWarning, match="another device type than cpu"):
+        resumed.load_core_state(ckpt)
+    expected = torch.Generator().manual_seed(first.config.seed + 2 + 2)
+    assert torch.equal(resumed.noise.get_state(), expected.get_state())
+    with pytest.warns(UserWarning, match="not bit-identical"):
+        resumed.fit(resume=ckpt)
+    assert resumed.step == 4 and resumed.parameters_finite()
