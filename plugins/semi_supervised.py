@@ -198,6 +198,12 @@ class Plugin:
         labelled_batch: int | None = Field(
             None, gt=0, description="labelled examples per step (none: the batch size)"
         )
+        labelled_sampling: Literal["cycle", "replacement"] = Field(
+            "cycle",
+            description="cycle: each step takes every labelled example labelled_batch // N "
+            "times and the rest without replacement (the authors' code: with 100 labels and "
+            "batch 100, the whole labelled set every step); replacement: uniform draws",
+        )
         eval_every: int = Field(1000, ge=0, description="steps between test-error evaluations")
         average_rate: float = Field(
             1e-4,
@@ -254,6 +260,9 @@ class Plugin:
         self.images = data.images[self.indices].to(trainer.device)
         self.labels = data.labels[self.indices].to(trainer.device)
         self.batch = self.config.labelled_batch or cfg.batch_size
+        n = len(self.labels)
+        # The part of every labelled batch that is fixed under "cycle": whole copies.
+        self.whole = torch.arange(n, device=trainer.device).repeat(self.batch // n)
         test = load_dataset(
             cfg.dataset, cfg.data_dir, data.image_size, train=False, download=cfg.download
         )
@@ -282,13 +291,26 @@ class Plugin:
     ) -> None:
         # The global generator (saved in checkpoints by the trainer): unlike a generator of
         # the plugin's own, it may be used inside a CUDA graph of the step.
-        idx = torch.randint(len(self.labels), (self.batch,), device=self.labels.device)
+        idx = self.labelled_indices()
         x = to_float(self.images[idx])
         if trainer.config.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = trainer.discriminator.classify(x)
         loss = supervised_loss(logits, self.labels[idx])
         terms["supervised"] = self.config.supervised_weight * loss
+
+    def labelled_indices(self) -> torch.Tensor:
+        """This step's rows of the labelled set (device tensor, no host read)."""
+        n, device = len(self.labels), self.labels.device
+        if self.config.labelled_sampling == "replacement":
+            return torch.randint(n, (self.batch,), device=device)
+        rest = self.batch % n
+        if rest == 0:
+            return self.whole
+        # A random subset without replacement: the ranks of uniform keys (rand and argsort
+        # are both safe to replay in a CUDA graph, unlike a host-side permutation).
+        extra = torch.rand(n, device=device).argsort()[:rest]
+        return torch.cat([self.whole, extra])
 
     @hookimpl
     @torch.no_grad()
@@ -322,21 +344,27 @@ class Plugin:
                 torch._foreach_copy_(self.params, saved)
 
     @torch.no_grad()
-    def test_errors(self, trainer: Trainer) -> int:
-        """Misclassified test images, with D in evaluation mode (no noise, running BN)."""
-        d = trainer.discriminator
+    def test_confusion(self, trainer: Trainer) -> torch.Tensor:
+        """Confusion matrix on the test split (rows: true class, columns: predicted), with
+        D in evaluation mode (no noise, running BN); on the host."""
+        d, k = trainer.discriminator, self.num_classes
         was_training = d.training
         d.eval()
-        wrong = torch.zeros((), dtype=torch.long, device=trainer.device)
+        counts = torch.zeros(k * k, dtype=torch.long, device=trainer.device)
         try:
             for start in range(0, len(self.test_labels), 1000):
                 x = to_float(self.test_images[start : start + 1000])
                 with trainer.autocast():
                     pred = d.classify(x).argmax(1)
-                wrong += (pred != self.test_labels[start : start + 1000]).sum()
+                true = self.test_labels[start : start + 1000].long()
+                counts += torch.bincount(true * k + pred, minlength=k * k)
         finally:
             d.train(was_training)
-        return int(wrong)  # the only host read, once per evaluation
+        return counts.view(k, k).cpu()  # the only host read, once per evaluation
+
+    def test_errors(self, trainer: Trainer) -> int:
+        """Misclassified test images (see :meth:`test_confusion`)."""
+        return _errors(self.test_confusion(trainer))
 
     @hookimpl
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
@@ -361,14 +389,17 @@ class Plugin:
         """Test errors of the averaged and the current D; logged and written to ssl.json."""
         current = self.test_errors(trainer)
         with self.averaged_parameters():
-            errors = self.test_errors(trainer)
-        n = len(self.test_labels)
+            confusion = self.test_confusion(trainer)
+        errors, n = _errors(confusion), len(self.test_labels)
+        per_class = (confusion.sum(1) - confusion.diagonal()).tolist()
         self.pending = {
             "ssl/test_errors": float(errors),
             "ssl/test_error_pct": 100 * errors / n,
             "ssl/test_errors_current_d": float(current),
         }
-        self.history.append({"step": step, "test_errors": errors, "current_d": current})
+        self.history.append(
+            {"step": step, "test_errors": errors, "current_d": current, "per_class": per_class}
+        )
         if trainer.dist.is_main:
             atomic_write_text(
                 trainer.run_dir / "ssl.json",
@@ -383,6 +414,11 @@ class Plugin:
                         "test_errors": errors,
                         "test_errors_current_d": current,
                         "average_rate": self.config.average_rate,
+                        # The averaged D's errors by true class, and where they went: a
+                        # seed's excess often sits in one class its few labels depict badly.
+                        "per_class_errors": per_class,
+                        "confusion": confusion.tolist(),
+                        "labelled_indices": self.indices.tolist(),
                         "history": self.history,
                     },
                     indent=1,
@@ -413,3 +449,8 @@ class Plugin:
         self.history = list(state["history"])
         torch._foreach_copy_(self.average, [a.to(self.average[0].device) for a in state["average"]])
         self._averaged.fill_(int(state["averaged_steps"]))
+
+
+def _errors(confusion: torch.Tensor) -> int:
+    """Off-diagonal total of a confusion matrix."""
+    return int(confusion.sum() - confusion.diagonal().sum())

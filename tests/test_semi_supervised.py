@@ -86,6 +86,60 @@ def test_tested_discriminator_is_the_debiased_moving_average():
     assert param.item() == 7.0  # restored
 
 
+def _labelled(batch: int, sampling: str, n: int = 10) -> Plugin:
+    plugin = Plugin(Plugin.Config(labelled_batch=batch, labelled_sampling=sampling))
+    plugin.labels, plugin.batch = torch.arange(n) % 5, batch
+    plugin.whole = torch.arange(n).repeat(batch // n)
+    return plugin
+
+
+def test_cycled_labelled_batches_hold_every_example_evenly():
+    torch.manual_seed(0)
+    # batch = labelled set (the authors' 100 of 100): all of it, every step
+    assert torch.equal(_labelled(10, "cycle").labelled_indices().sort().values, torch.arange(10))
+    # 25 of 10: each example twice, five more without replacement
+    for _ in range(20):
+        counts = torch.bincount(_labelled(25, "cycle").labelled_indices(), minlength=10)
+        assert counts.sum() == 25 and set(counts.tolist()) == {2, 3}
+        assert (counts == 3).sum() == 5
+    # 4 of 10: no repeats within a step, and every example drawn over many steps
+    seen = torch.cat([_labelled(4, "cycle").labelled_indices() for _ in range(50)])
+    assert all(len(set(seen[i : i + 4].tolist())) == 4 for i in range(0, 200, 4))
+    assert set(seen.tolist()) == set(range(10))
+    # replacement: uniform draws, so repeats within a step of 10 of 10 are the rule
+    draws = [_labelled(10, "replacement").labelled_indices() for _ in range(20)]
+    assert any(len(set(d.tolist())) < 10 for d in draws)
+
+
+def test_confusion_matrix_and_per_class_errors():
+    class Fixed(torch.nn.Module):
+        """Predicts class 1 for every image whose first pixel is bright, else class 0."""
+
+        def classify(self, x):
+            bright = (x.flatten(1)[:, 0] > 0).long()
+            return F.one_hot(bright, 3).float()
+
+    plugin = Plugin(Plugin.Config())
+    plugin.num_classes = 3
+    images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
+    images[[1, 3, 4], 0, 0, 0] = 255  # bright: predicted 1
+    plugin.test_images = images
+    plugin.test_labels = torch.tensor([0, 1, 1, 0, 2, 2])
+
+    class T:
+        discriminator = Fixed()
+        device = torch.device("cpu")
+
+        @staticmethod
+        def autocast():
+            return torch.autocast("cpu", enabled=False)
+
+    confusion = plugin.test_confusion(T())
+    # rows true, columns predicted: 0→0, 1→1, 1→0, 0→1, 2→1, 2→0
+    assert confusion.tolist() == [[1, 1, 0], [1, 1, 0], [1, 1, 0]]
+    assert plugin.test_errors(T()) == 4
+
+
 @pytest.fixture
 def ssl_opts(tiny):
     return {
@@ -112,6 +166,12 @@ def test_semi_supervised_run_learns_to_classify_glyphs(ssl_opts):
     assert [h["step"] for h in result["history"]] == [50, 100]
     assert scalars["ssl/test_errors_current_d"] == result["history"][-1]["current_d"]
     assert result["test_errors"] == scalars["ssl/test_errors"] == plugin.history[-1]["test_errors"]
+    confusion = torch.tensor(result["confusion"])
+    assert confusion.sum() == 10_000 and confusion.shape == (10, 10)
+    assert result["test_errors"] == confusion.sum() - confusion.trace()
+    assert result["per_class_errors"] == result["history"][-1]["per_class"]
+    assert sum(result["per_class_errors"]) == result["test_errors"]
+    assert sorted(result["labelled_indices"]) == sorted(plugin.indices.tolist())
     logged = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").open()]
     assert {"loss_d/supervised", "loss_d/real", "loss_d/fake", "loss_g/feature_matching"} <= set(
         logged[-1]
