@@ -415,7 +415,7 @@ class Plugin:
                         "test_errors_current_d": current,
                         "average_rate": self.config.average_rate,
                         # The averaged D's errors by true class, and where they went: a
-                        # seed's excess often sits in one class its few labels depict badly.
+                        # poor seed's excess can sit in one class its few labels depict badly.
                         "per_class_errors": per_class,
                         "confusion": confusion.tolist(),
                         "labelled_indices": self.indices.tolist(),
