@@ -629,12 +629,13 @@ class Trainer:
 
     def _restore_noise(self, state: torch.Tensor, path: str) -> None:
         """The z generator's state; a checkpoint written on another device type (a CPU
-        run continued on a GPU) holds another generator's state, which cannot be loaded:
-        z then comes from a stream seeded by the seed and step, and the continuation is
-        statistically, not bitwise, the run it continues."""
-        try:
+        run continued on a GPU) holds another kind of generator's state (CPU and CUDA
+        states differ in size), which cannot be loaded: z then comes from a stream seeded
+        by the seed and step, and the continuation is statistically, not bitwise, the run
+        it continues. A state of the right kind that fails to load is still an error."""
+        if state.numel() == self.noise.get_state().numel():
             self.noise.set_state(state)
-        except RuntimeError:
+        else:
             self.noise.manual_seed(self.config.seed + 2 + self.step)
             warnings.warn(
                 f"checkpoint {path!r} was written on another device type than "

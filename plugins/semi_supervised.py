@@ -259,10 +259,7 @@ class Plugin:
         )
         self.images = data.images[self.indices].to(trainer.device)
         self.labels = data.labels[self.indices].to(trainer.device)
-        self.batch = self.config.labelled_batch or cfg.batch_size
-        n = len(self.labels)
-        # The part of every labelled batch that is fixed under "cycle": whole copies.
-        self.whole = torch.arange(n, device=trainer.device).repeat(self.batch // n)
+        self.set_labelled_batch(self.config.labelled_batch or cfg.batch_size)
         test = load_dataset(
             cfg.dataset, cfg.data_dir, data.image_size, train=False, download=cfg.download
         )
@@ -298,6 +295,13 @@ class Plugin:
         logits = trainer.discriminator.classify(x)
         loss = supervised_loss(logits, self.labels[idx])
         terms["supervised"] = self.config.supervised_weight * loss
+
+    def set_labelled_batch(self, batch: int) -> None:
+        """Labelled examples per step; under "cycle" the whole copies of the labelled set
+        in every batch are fixed, so they are made once, not per step."""
+        self.batch = batch
+        n = len(self.labels)
+        self.whole = torch.arange(n, device=self.labels.device).repeat(batch // n)
 
     def labelled_indices(self) -> torch.Tensor:
         """This step's rows of the labelled set (device tensor, no host read)."""

@@ -88,8 +88,8 @@ def test_tested_discriminator_is_the_debiased_moving_average():
 
 def _labelled(batch: int, sampling: str, n: int = 10) -> Plugin:
     plugin = Plugin(Plugin.Config(labelled_batch=batch, labelled_sampling=sampling))
-    plugin.labels, plugin.batch = torch.arange(n) % 5, batch
-    plugin.whole = torch.arange(n).repeat(batch // n)
+    plugin.labels = torch.arange(n) % 5
+    plugin.set_labelled_batch(batch)
     return plugin
 
 
