@@ -61,6 +61,12 @@ class RunConfig(BaseModel):
         description="CUDA: replay the whole training step from one CUDA graph (falls back "
         "with a warning where it cannot)",
     )
+    generator_batch: Literal["same", "fresh"] = Field(
+        "same",
+        description="same: G's update is judged on the generated batch D's update saw "
+        "(DCGAN reference code); fresh: G's update draws new z and gets a second, "
+        "independently shuffled real batch (Salimans et al.'s code)",
+    )
     sync_bn: bool = Field(False, description="multi-process: batch norm over the global batch")
     plugins: list[str] = Field(default_factory=list, description="resolved plugin list")
     plugin_options: dict[str, dict[str, Any]] = Field(default_factory=dict)

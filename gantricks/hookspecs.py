@@ -162,16 +162,19 @@ def gantricks_generator_loss(
 ) -> None:
     """Add, replace or remove terms of the generator's loss.
 
-    Called every step after the updated discriminator has seen the generated batch
-    again, with gradients to the generator. ``terms`` holds ``"adv"``: the
+    Called every step after the updated discriminator has seen ``batch.gen_fake``, with
+    gradients to the generator: the discriminator step's generated batch, or with
+    ``generator_batch = "fresh"`` one from new z. ``terms`` holds ``"adv"``: the
     non-saturating loss, binary cross-entropy of the logits against 1. The trainer
     minimises the sum and logs each entry as ``loss_g/<name>``.
 
     :param trainer: the running trainer.
     :param terms: mutable dict of named scalar loss tensors.
     :param batch: this step's batch; ``gen_logits`` and ``gen_features`` are the
-        discriminator's outputs on the generated images for this generator step;
-        ``real_features`` are from the discriminator step (before its update).
+        discriminator's outputs on ``gen_fake`` for this generator step; ``gen_real``
+        is the real batch to compare it with (``real``, or a second, independently
+        shuffled batch with ``generator_batch = "fresh"``); ``real_features`` are from
+        the discriminator step (before its update).
 
     The return value is ignored.
     """

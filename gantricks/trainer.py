@@ -54,8 +54,11 @@ DEFAULT_EPOCHS = 5.0
 class StepBatch:
     """Everything one step computed, handed to the loss hooks.
 
-    ``fake`` carries gradients to the generator; the discriminator step saw
-    ``fake.detach()``. Fields computed later in the step are ``None`` until then.
+    The discriminator's update sees ``real`` and ``fake.detach()``. The generator's update
+    is judged on ``gen_fake`` (with gradients to G), beside the real batch ``gen_real``:
+    with ``generator_batch = "same"`` these are ``fake`` and ``real``; with ``"fresh"``,
+    a batch generated from new z and a second real batch, and ``fake`` carries no
+    gradient. Fields computed later in the step are ``None`` until then.
     """
 
     real: torch.Tensor
@@ -67,6 +70,8 @@ class StepBatch:
     real_features: torch.Tensor | None = None
     fake_logits: torch.Tensor | None = None
     fake_features: torch.Tensor | None = None
+    gen_real: torch.Tensor | None = None
+    gen_fake: torch.Tensor | None = None
     gen_logits: torch.Tensor | None = None
     gen_features: torch.Tensor | None = None
 
@@ -179,12 +184,26 @@ class Trainer:
             id(opt): [p for group in opt.param_groups for p in group["params"]]
             for opt in (self.opt_g, self.opt_d)
         }
+        images = data.images.to(self.device)
         self.sampler = BatchSampler(
-            data.images.to(self.device),
+            images,
             config.batch_size,
             seed=config.seed + 1,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+        )
+        # generator_batch = "fresh": G's update takes its real batch from a second,
+        # independent shuffle of the same images (the authors' trainx_unl2).
+        self.gen_sampler = (
+            BatchSampler(
+                images,
+                config.batch_size,
+                seed=config.seed + 4,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+            )
+            if config.generator_batch == "fresh"
+            else None
         )
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed + 2)
         self.total_steps = self._total_steps()
@@ -196,7 +215,7 @@ class Trainer:
         self._preview = torch.empty(0)
         # CUDA graph of the training step (cuda_graph=true): captured after a warm-up.
         self._graph: torch.cuda.CUDAGraph | None = None
-        self._graph_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._graph_inputs: tuple[torch.Tensor, ...] | None = None
         self._graph_names: list[str] = []
         self._graph_out = torch.empty(0)
         self._graph_sum: torch.Tensor | None = None
@@ -355,37 +374,53 @@ class Trainer:
         and then replayed: the batch and z are copied into the graph's input tensors, and
         every kernel of both updates, plugins' included, is launched as one graph.
         """
-        real, z = self._draw()
+        inputs = self._draw()
         if self._graph is not None:
-            self._replay(real, z)
+            self._replay(inputs)
         elif self._graph_wanted and self._graph_warm >= GRAPH_WARMUP_STEPS:
-            self._capture(real, z)
+            self._capture(inputs)
         elif self._graph_wanted:
             # Warm-up on a side stream, as CUDA graph capture requires.
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
-                self._step(real, z)
+                self._step(*inputs)
             torch.cuda.current_stream(self.device).wait_stream(side)
             self._graph_warm += 1
         else:
-            self._step(real, z)
+            self._step(*inputs)
         self._window_steps += 1
 
-    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This step's real batch (from the device-resident data) and latent vectors."""
-        real = self.sampler.next()
+    def _draw(self) -> tuple[torch.Tensor, ...]:
+        """This step's real batch (from the device-resident data) and latent vectors, and
+        with ``generator_batch = "fresh"`` a second pair for the generator's update."""
+        real, z = self._draw_pair(self.sampler)
+        if self.gen_sampler is None:
+            return real, z
+        return real, z, *self._draw_pair(self.gen_sampler)
+
+    def _draw_pair(self, sampler: BatchSampler) -> tuple[torch.Tensor, torch.Tensor]:
+        real = sampler.next()
         if self.config.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         z = self.sample_z(real.shape[0] * self.dist.world_size)
         if self.dist.enabled:  # the same global z on every rank; each takes its slice
-            z = z[self.sampler.offset : self.sampler.offset + real.shape[0]]
+            z = z[sampler.offset : sampler.offset + real.shape[0]]
         return real, z
 
-    def _step(self, real: torch.Tensor, z: torch.Tensor) -> None:
+    def _step(
+        self,
+        real: torch.Tensor,
+        z: torch.Tensor,
+        gen_real: torch.Tensor | None = None,
+        gen_z: torch.Tensor | None = None,
+    ) -> None:
         G, D = self.models.generator, self.models.discriminator
+        fresh = gen_z is not None
         with self.autocast():
-            fake = G(z)
+            # With a fresh batch for G's update, this one needs no graph for backward.
+            with torch.set_grad_enabled(not fresh):
+                fake = G(z)
             batch = StepBatch(real=real, z=z, fake=fake)
 
             # Discriminator: real and generated batches pass separately (all-real, all-fake BN).
@@ -402,9 +437,13 @@ class Trainer:
         loss_d = self._minimise(self.opt_d, d_terms, "loss_d")
         self.hook.gantricks_after_discriminator_step(trainer=self)
 
-        # Generator: the updated discriminator judges the same generated batch.
+        # Generator: the updated discriminator judges the same generated batch, or a new one.
         with self.autocast():
-            batch.gen_logits, batch.gen_features = D(fake)
+            if fresh:
+                batch.gen_real, batch.gen_fake = gen_real, G(gen_z)
+            else:
+                batch.gen_real, batch.gen_fake = real, fake
+            batch.gen_logits, batch.gen_features = D(batch.gen_fake)
             g_terms = {"adv": bce_logits(batch.gen_logits, ONE)}
             self.hook.gantricks_generator_loss(trainer=self, terms=g_terms, batch=batch)
         loss_g = self._minimise(self.opt_g, g_terms, "loss_g")
@@ -412,7 +451,7 @@ class Trainer:
 
         self._accumulate({"loss_d": loss_d, "loss_g": loss_g})
 
-    def _capture(self, real: torch.Tensor, z: torch.Tensor) -> None:
+    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> None:
         """Record one training step in a CUDA graph, then take the step by replaying it.
 
         Capturing runs no kernel, so if it fails the models are as they were: the step is
@@ -420,7 +459,7 @@ class Trainer:
         leave the global CUDA generator in capture mode after a failed capture; then no
         eager step can run in this process, and the run stops with an error saying so.
         """
-        self._graph_inputs = (real.clone(), z.clone())
+        self._graph_inputs = tuple(t.clone() for t in inputs)
         graph = torch.cuda.CUDAGraph()
         self._collecting = {}
         try:
@@ -443,7 +482,7 @@ class Trainer:
             warnings.warn(
                 f"CUDA graph capture failed ({why}); training continues eagerly", stacklevel=3
             )
-            self._step(real, z)
+            self._step(*inputs)
             return
         self._collecting = None
         self._graph, self._graph_names, self._graph_out = graph, names, out
@@ -451,10 +490,9 @@ class Trainer:
         graph.replay()
         self._graph_sum += out
 
-    def _replay(self, real: torch.Tensor, z: torch.Tensor) -> None:
+    def _replay(self, inputs: tuple[torch.Tensor, ...]) -> None:
         assert self._graph is not None and self._graph_inputs is not None
-        self._graph_inputs[0].copy_(real)
-        self._graph_inputs[1].copy_(z)
+        torch._foreach_copy_(list(self._graph_inputs), list(inputs))
         self._graph.replay()
         self._graph_sum += self._graph_out  # every loss term of the step, one kernel
 
@@ -573,6 +611,7 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "sampler": self.sampler.state_dict(),
+            "gen_sampler": self.gen_sampler.state_dict() if self.gen_sampler else None,
             "noise": self.noise.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -621,6 +660,9 @@ class Trainer:
             for group in opt.param_groups:
                 group.update(_adam_settings(self.config, lr, self._graph_wanted))
         self.sampler.load_state_dict(ckpt["sampler"])
+        # A run switched to generator_batch=fresh on resume starts its second shuffle anew.
+        if self.gen_sampler is not None and ckpt.get("gen_sampler") is not None:
+            self.gen_sampler.load_state_dict(ckpt["gen_sampler"])
         self.step = int(ckpt["step"])
         self._restore_noise(ckpt["noise"], path)
         torch.set_rng_state(ckpt["torch_rng"])

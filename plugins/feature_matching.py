@@ -55,8 +55,8 @@ class Plugin:
         weight: float = Field(1.0, gt=0, description="weight of the feature-matching term")
         real_features: Literal["current", "discriminator_step"] = Field(
             "current",
-            description="current: f(real) from the updated D (as the authors' code); "
-            "discriminator_step: reuse the D step's (one D forward cheaper)",
+            description="current: f(real) from the updated D on G's real batch (as the "
+            "authors' code); discriminator_step: reuse the D step's (one D forward cheaper)",
         )
 
     #: Step hooks are device work only: a CUDA graph of the step may replay them.
@@ -111,7 +111,7 @@ class Plugin:
             real = self.captured[0] if hooked else batch.real_features
         else:
             with torch.no_grad():
-                _, real = trainer.discriminator(batch.real)
+                _, real = trainer.discriminator(batch.gen_real)
             real = self.captured[-1] if hooked else real
         self.recording = False  # D's uses outside the step (evaluation) are not kept
         loss = self.config.weight * feature_matching_loss(real.detach(), fake, self.config.norm)

@@ -53,8 +53,11 @@ def _params(trainer):
     }
 
 
-def test_resume_continues_exactly(tiny):
-    """2N steps in one go == N steps, stop, resume for N more (CPU, bit for bit)."""
+@pytest.mark.parametrize("generator_batch", ["same", "fresh"])
+def test_resume_continues_exactly(tiny, generator_batch):
+    """2N steps in one go == N steps, stop, resume for N more (CPU, bit for bit); with
+    generator_batch=fresh the second data order is part of the checkpoint too."""
+    tiny = {**tiny, "generator_batch": generator_batch}
     full, _ = prepare({**tiny, "steps": 8, "name": "full"}, plugins=QUIET)
     full.fit()
     half, _ = prepare({**tiny, "steps": 4, "name": "half"}, plugins=QUIET)
