@@ -213,7 +213,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise GantricksError(f"--n must be a positive number of samples, got {args.n}")
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
-    images = generate(models.generator, fixed_noise(args.n, config.nz, args.seed, device))
+    z = fixed_noise(args.n, config.nz, args.seed, device, config.latent)
+    images = generate(models.generator, z)
     path = save_grid(images, args.out, args.nrow)
     print(f"wrote {args.n} samples from {ckpt['path']} (step {ckpt['step']}) to {path}")
     return 0
@@ -274,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         device,
         download=config.download,
     )
-    result = evaluator.evaluate(models.generator, config.nz)
+    result = evaluator.evaluate(models.generator, config.nz, latent=config.latent)
     assert result is not None  # one process: always the full result
     result.update(checkpoint=ckpt["path"], step=ckpt["step"])
     run_dir = run_dir_of(ckpt["path"])

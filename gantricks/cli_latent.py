@@ -79,8 +79,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     _positive(pairs=args.pairs, steps=args.steps)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
-    z = interpolation_z(config.nz, args.pairs, args.steps, args.seed).to(device)
-    path = save_grid(render(models.generator, z), args.out, nrow=args.steps)
+    z = interpolation_z(config.nz, args.pairs, args.steps, args.seed, config.latent).to(device)
+    path = save_grid(render(models.generator, z, kind=config.latent), args.out, nrow=args.steps)
     print(
         f"wrote {args.pairs} pairs × (linear row, spherical row) of {args.steps} images from "
         f"{ckpt['path']} (step {ckpt['step']}) to {path}"
@@ -97,8 +97,11 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     request = Arithmetic.from_toml(args.indices)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
-    exemplars, means, results = arithmetic_z(request, config.nz, args.variations, args.noise)
-    images = render(models.generator, torch.cat([exemplars, means, results]).to(device)).cpu()
+    exemplars, means, results = arithmetic_z(
+        request, config.nz, args.variations, args.noise, config.latent
+    )
+    z = torch.cat([exemplars, means, results]).to(device)
+    images = render(models.generator, z, kind=config.latent).cpu()
     ex_img, rest = images[: len(exemplars)], images[len(exemplars) :]
     mean_img, result_img = rest[: len(means)], rest[len(means) :]
     # One row per term: its exemplars, blanks, then the image of the group's mean z;
@@ -138,7 +141,8 @@ def cmd_nearest(args: argparse.Namespace) -> int:
         download=config.download,
     )
     train = data.images[: args.max_train] if args.max_train else data.images
-    samples = render(models.generator, fixed_noise(args.n, config.nz, args.seed, device))
+    z = fixed_noise(args.n, config.nz, args.seed, device, config.latent)
+    samples = render(models.generator, z, kind=config.latent)
     rows, pix, feat = nearest_rows(samples, train, models.discriminator, args.k)
     path = save_grid(rows, args.out, nrow=2 * args.k + 1)
     path.with_suffix(".json").write_text(

@@ -40,6 +40,11 @@ class RunConfig(BaseModel):
     download: bool = Field(True, description="download missing datasets when possible")
     image_size: int | None = Field(None, description="default: the dataset's native size")
     nz: int = Field(100, gt=0, description="latent dimension")
+    latent: Literal["normal", "uniform"] = Field(
+        "normal",
+        description="distribution of z: normal N(0, I) (dcgan.torch's default) or uniform "
+        "U(-1, 1) in every dimension (the DCGAN paper's figure 1)",
+    )
     ngf: int = Field(64, gt=0, description="generator width")
     ndf: int = Field(64, gt=0, description="discriminator width")
     batch_size: int = Field(128, gt=0)

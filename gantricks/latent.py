@@ -45,10 +45,13 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def render(generator: nn.Module, z: torch.Tensor, context_seed: int = 12345) -> torch.Tensor:
-    """Images for ``z``, each generated beside the same :data:`CONTEXT` random vectors."""
+def render(
+    generator: nn.Module, z: torch.Tensor, context_seed: int = 12345, kind: str = "normal"
+) -> torch.Tensor:
+    """Images for ``z``, each generated beside the same :data:`CONTEXT` random vectors
+    (drawn from the run's latent distribution ``kind``)."""
     device = z.device
-    context = fixed_noise(CONTEXT, z.shape[1], context_seed, device)
+    context = fixed_noise(CONTEXT, z.shape[1], context_seed, device, kind)
     out = []
     with batch_statistics(generator):
         for chunk in z.split(CONTEXT):
@@ -56,9 +59,11 @@ def render(generator: nn.Module, z: torch.Tensor, context_seed: int = 12345) -> 
     return torch.cat(out)
 
 
-def interpolation_z(nz: int, pairs: int, steps: int, seed: int) -> torch.Tensor:
+def interpolation_z(
+    nz: int, pairs: int, steps: int, seed: int, kind: str = "normal"
+) -> torch.Tensor:
     """For each of ``pairs`` random (a, b): a linear row, then a spherical row, of ``steps``."""
-    ends = fixed_noise(2 * pairs, nz, seed)
+    ends = fixed_noise(2 * pairs, nz, seed, kind=kind)
     t = torch.linspace(0, 1, steps)
     rows = []
     for i in range(pairs):
@@ -149,11 +154,11 @@ def parse_expression(expression: str, names: set[str]) -> list[tuple[float, str]
 
 
 def arithmetic_z(
-    request: Arithmetic, nz: int, variations: int = 8, noise: float = 0.25
+    request: Arithmetic, nz: int, variations: int = 8, noise: float = 0.25, kind: str = "normal"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(exemplar z per group, stacked; each group's mean z; result z and ``variations``
     copies with uniform noise in ±``noise`` added, as DCGAN figure 7)."""
-    z = fixed_noise(request.n, nz, request.seed)
+    z = fixed_noise(request.n, nz, request.seed, kind=kind)
     exemplars = torch.cat([z[request.groups[name]] for _, name in request.terms])
     means = torch.stack([z[request.groups[name]].mean(0) for _, name in request.terms])
     signs = torch.tensor([s for s, _ in request.terms]).view(-1, 1)

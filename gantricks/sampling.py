@@ -15,10 +15,28 @@ from gantricks.data import to_uint8
 from gantricks.distributed import local_statistics
 
 
-def fixed_noise(n: int, nz: int, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
+def draw_latent(
+    n: int,
+    nz: int,
+    kind: str = "normal",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``n`` latent vectors: N(0, I) (``normal``) or U(−1, 1) in every dimension
+    (``uniform``), from ``generator`` on ``device`` (its device by default)."""
+    if kind == "uniform":
+        return torch.rand(n, nz, generator=generator, device=device).mul_(2).sub_(1)
+    if kind != "normal":
+        raise ValueError(f"unknown latent distribution {kind!r}; allowed: normal, uniform")
+    return torch.randn(n, nz, generator=generator, device=device)
+
+
+def fixed_noise(
+    n: int, nz: int, seed: int, device: torch.device | str = "cpu", kind: str = "normal"
+) -> torch.Tensor:
     """The same ``n`` latent vectors for a given seed on every device (drawn on the CPU)."""
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, nz, generator=gen).to(device)
+    return draw_latent(n, nz, kind, generator=gen).to(device)
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from gantricks.data import BatchSampler, ImageData
 from gantricks.errors import GantricksError, PluginError, TrainingStopped
 from gantricks.models import Models, build_models
 from gantricks.plugin_manager import MAIN_RANK_PLUGINS, PluginManager
-from gantricks.sampling import fixed_noise, generate
+from gantricks.sampling import draw_latent, fixed_noise, generate
 
 ONE = 1.0
 #: Eager steps (on a side stream) before the training step is captured in a CUDA graph:
@@ -262,7 +262,9 @@ class Trainer:
 
     def sample_z(self, n: int) -> torch.Tensor:
         """Latent vectors from the run's seeded noise generator (part of the checkpoint)."""
-        return torch.randn(n, self.config.nz, device=self.device, generator=self.noise)
+        return draw_latent(
+            n, self.config.nz, self.config.latent, generator=self.noise, device=self.device
+        )
 
     def sample(self, z: torch.Tensor) -> torch.Tensor:
         """Images for ``z`` without side effects on training state (see sampling.generate)."""
@@ -273,7 +275,8 @@ class Trainer:
         so several plugins showing samples at the same step share one forward pass."""
         key = (self.step, n)
         if self._preview_key != key:
-            z = fixed_noise(n, self.config.nz, seed=self.config.seed + 3, device=self.device)
+            c = self.config
+            z = fixed_noise(n, c.nz, seed=c.seed + 3, device=self.device, kind=c.latent)
             self._preview = self.sample(z)
             self._preview_key = key
         return self._preview

@@ -103,8 +103,9 @@ class Plugin:
         assert self.evaluator is not None
         dist = trainer.dist
         # Every rank samples and scores its share; rank 0 gets the scores, logs and saves.
+        c = trainer.config
         result = self.evaluator.evaluate(
-            trainer.generator, trainer.config.nz, dist.rank, dist.world_size
+            trainer.generator, c.nz, dist.rank, dist.world_size, latent=c.latent
         )
         if result is None:
             return

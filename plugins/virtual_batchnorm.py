@@ -8,6 +8,7 @@ from torch import nn
 
 from gantricks import Models, RunConfig, Trainer, hookimpl
 from gantricks.data import to_float
+from gantricks.sampling import draw_latent
 
 
 class VirtualBatchNorm2d(nn.Module):
@@ -105,7 +106,7 @@ class Plugin:
         n = self.config.reference_size
         replace_batchnorm(models.generator, n)
         gen = torch.Generator().manual_seed(config.seed + 7919)
-        ref_z = torch.randn(n, models.nz, generator=gen)
+        ref_z = draw_latent(n, models.nz, config.latent, generator=gen)
         models.generator = WithReference(models.generator, ref_z)
         if self.config.discriminator:
             d = models.discriminator

@@ -23,7 +23,7 @@ from gantricks.checkpoint import atomic_torch_save
 from gantricks.data import to_uint8
 from gantricks.errors import GantricksError
 from gantricks.metrics import scores
-from gantricks.sampling import generate
+from gantricks.sampling import draw_latent, generate
 
 METRICS = ("is", "fid", "kid", "classifier")
 INCEPTION_METRICS = {"is", "fid", "kid"}
@@ -68,8 +68,10 @@ def sample_batches(
     device: torch.device,
     rank: int = 0,
     world_size: int = 1,
+    latent: str = "normal",
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """(batch index, uint8 samples) from latent vectors drawn on the CPU with ``seed``.
+    """(batch index, uint8 samples) from latent vectors (distribution ``latent``) drawn on
+    the CPU with ``seed``.
 
     With ``world_size`` > 1 only batches ``rank, rank + world_size, ...`` are generated;
     every rank draws every z, so the ranks' shards together are exactly the single-process
@@ -79,7 +81,7 @@ def sample_batches(
     done = index = 0
     while done < n:
         b = min(batch_size, n - done)
-        z = torch.randn(b, nz, generator=gen)
+        z = draw_latent(b, nz, latent, generator=gen)
         if index % world_size == rank:
             yield index, to_uint8(generate(generator, z.to(device), batch_size=b))
         done += b
@@ -190,7 +192,12 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(
-        self, generator: nn.Module, nz: int, rank: int = 0, world_size: int = 1
+        self,
+        generator: nn.Module,
+        nz: int,
+        rank: int = 0,
+        world_size: int = 1,
+        latent: str = "normal",
     ) -> dict[str, Any] | None:
         """Score ``generator``; return the full result (metrics, protocol, networks).
 
@@ -201,7 +208,15 @@ class Evaluator:
         s = self.settings
         start = time.perf_counter()
         batches: Iterator[tuple[int, torch.Tensor]] = sample_batches(
-            generator, nz, s.num_samples, s.batch_size, s.seed, self.device, rank, world_size
+            generator,
+            nz,
+            s.num_samples,
+            s.batch_size,
+            s.seed,
+            self.device,
+            rank,
+            world_size,
+            latent,
         )
         if s.progress and rank == 0:
             total = len(range(0, -(-s.num_samples // s.batch_size), world_size))
