@@ -54,9 +54,14 @@ def test_cuda_graph_and_compile_are_exclusive(tiny):
 
 
 @needs_cuda
-@pytest.mark.parametrize("plugins", [[], SAFE_TRICKS], ids=["plain", "tricks"])
-def test_graph_replay_trains_like_eager(tiny, plugins):
+@pytest.mark.parametrize(
+    ("plugins", "generator_batch"),
+    [([], "same"), (SAFE_TRICKS, "same"), (SAFE_TRICKS, "fresh")],
+    ids=["plain", "tricks", "tricks-fresh-batch"],
+)
+def test_graph_replay_trains_like_eager(tiny, plugins, generator_batch):
     opts = {**tiny, "device": "cuda", "steps": 12, "log_every": 12}
+    opts["generator_batch"] = generator_batch  # fresh: four graph inputs, not two
     eager, _ = prepare(opts, plugins=[*QUIET, *plugins])
     eager.fit()
     graphed, _ = prepare({**opts, "cuda_graph": True}, plugins=[*QUIET, *plugins])
