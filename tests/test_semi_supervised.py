@@ -311,3 +311,39 @@ def test_seeds_script_runs_each_seed_and_summarises(tmp_path):
         ssl = json.loads((tmp_path / "runs" / f"ssl-seed{r['seed']}" / "ssl.json").read_text())
         assert r["test_errors"] == ssl["test_errors"] and ssl["step"] == 4
     assert "test errors over seeds" in out.stdout
+
+
+def test_ssl_table_reads_histories_by_epoch(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ssl_table.py"
+    spec = importlib.util.spec_from_file_location("ssl_table", path)
+    ssl_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ssl_table)
+
+    def run(name, history):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "ssl.json").write_text(json.dumps({"history": history}))
+        (folder / "metrics.jsonl").write_text(json.dumps({"step": 50, "epoch": 1.0}) + "\n")
+        return folder
+
+    def entry(step, errors, current, sevens):
+        per_class = [0] * 10
+        per_class[7] = sevens
+        return {"step": step, "test_errors": errors, "current_d": current, "per_class": per_class}
+
+    a = run("a", [entry(50, 2000, 2100, 300), entry(100, 1500, 1400, 200), entry(500, 120, 110, 9)])
+    b = run("b", [entry(100, 1800, 1700, 250), entry(260, 180, 190, 40)])
+    text = ssl_table.table([a, b], [2, 5, 10], 7, ["a", "b"])
+    lines = text.splitlines()
+    assert lines[0] == "| run | 2 | 5 | 10 | last evaluation |"
+    # 50 steps an epoch: epoch 2 is step 100; b has nothing in (200, 250] for epoch 5 and
+    # stopped at step 260 (epoch 5.2), before epoch 10.
+    assert lines[2] == "| a | 1,500 (1,400) / 200 | — | 120 (110) / 9 | epoch 10.0: 120 (110) / 9 |"
+    assert lines[3] == "| b | 1,800 (1,700) / 250 | — | — | epoch 5.2: 180 (190) / 40 |"
+    # mean ± sample sd of 120 and 180
+    assert (
+        lines[-1] == "mean of the last evaluations: 150.0 ± 42.4 (runs stopped at different steps)"
+    )
