@@ -564,7 +564,9 @@ class Trainer:
 
     @contextmanager
     def _graceful_interrupt(self) -> Iterator[None]:
-        """First Ctrl-C: finish the current step, save and stop. Second: stop at once."""
+        """First Ctrl-C (SIGINT) or SIGTERM: finish the current step, save and stop.
+        Second: stop at once. SIGTERM is what batch schedulers (SLURM, Kubernetes) send
+        before they kill a job, so a preempted run keeps its last step too."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -574,16 +576,18 @@ class Trainer:
                 raise KeyboardInterrupt
             self.stop_requested = True
             print(
-                "\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again "
-                "to stop at once)",
+                f"\ninterrupt ({signal.Signals(signum).name}): finishing this step and "
+                "saving a checkpoint (Ctrl-C again to stop at once)",
                 flush=True,
             )
 
-        previous = signal.signal(signal.SIGINT, handler)
+        caught = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.signal(s, handler) for s in caught}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s, old in previous.items():
+                signal.signal(s, old)
 
     def _blame(self, error: Exception) -> Exception:
         if isinstance(error, GantricksError):

@@ -158,21 +158,26 @@ def test_nonfinite_loss_stops_with_checkpoint_and_keeps_last_good(tiny, tmp_path
     assert (ckpts / "nonfinite.pt").is_file()
 
 
-def test_interrupt_finishes_step_and_saves(tiny):
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_interrupt_finishes_step_and_saves(tiny, signum):
     import signal
 
     from gantricks import hookimpl
 
-    class CtrlC:
+    sig = getattr(signal, signum)
+    before = signal.getsignal(sig)
+
+    class Interrupt:
         @hookimpl
         def gantricks_step_end(self, step):
             if step == 3:
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), sig)
 
-    t, _ = prepare({**tiny, "steps": 10}, plugins=QUIET, extra_plugins=[(CtrlC(), "c")])
+    t, _ = prepare({**tiny, "steps": 10}, plugins=QUIET, extra_plugins=[(Interrupt(), "c")])
     t.fit()
     assert t.step == 3 and t.stop_requested
     assert checkpoint.load(t.run_dir)["step"] == 3
+    assert signal.getsignal(sig) is before  # the handler is the caller's again
 
 
 def test_atomic_write_gives_the_usual_file_mode(tmp_path, monkeypatch):
