@@ -167,6 +167,8 @@ def describe_validation_error(err: ValidationError, model: type[BaseModel], pref
         if e["type"] == "extra_forbidden":
             allowed = ", ".join(sorted(fields)) or "(this plugin has no options)"
             parts.append(f"unknown option {key!r}; allowed: {allowed}")
+        elif not loc:  # a check across fields: its message names them, not the whole input
+            parts.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")
         else:
             value = e.get("input")
             msg = e["msg"]

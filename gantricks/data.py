@@ -115,6 +115,12 @@ def _to_tensors(name: str, ds: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     raise AssertionError(name)
 
 
+def _as_list(batch: list[Any]) -> list[Any]:
+    """Keep a batch as its list of (image, label) pairs; a module-level function, since
+    worker processes started by spawning (macOS, Windows) cannot receive a lambda."""
+    return batch
+
+
 def _load_images_from_files(ds: Any, size: int, desc: str) -> torch.Tensor:
     """Decode a file-backed dataset once, centre-cropped and resized to ``size``."""
     from torch.utils.data import DataLoader
@@ -125,7 +131,7 @@ def _load_images_from_files(ds: Any, size: int, desc: str) -> torch.Tensor:
         [transforms.Resize(size), transforms.CenterCrop(size), transforms.PILToTensor()]
     )
     ds.transform = tf
-    loader = DataLoader(ds, batch_size=256, num_workers=2, collate_fn=lambda b: b)
+    loader = DataLoader(ds, batch_size=256, num_workers=2, collate_fn=_as_list)
     out = torch.empty(len(ds), 3, size, size, dtype=torch.uint8)
     i = 0
     for batch in tqdm(loader, desc=desc, unit="batch"):
@@ -252,7 +258,7 @@ class BatchSampler:
         return perm.to(self.images.device, non_blocking=True)
 
     def next(self) -> torch.Tensor:
-        if self.position == self.batches_per_epoch:
+        if self.position >= self.batches_per_epoch:
             self.epoch += 1
             self.position = 0
             self.perm = self._new_perm()
@@ -271,9 +277,29 @@ class BatchSampler:
             "perm": self.perm.cpu(),
             "epoch": self.epoch,
             "position": self.position,
+            "global_batch": self.global_batch,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], what: str = "the data") -> None:
+        """Continue a saved order; it must have shuffled the same number of images in
+        batches of the same global size (positions count batches), else the order means
+        nothing here and resuming would silently train on other batches."""
+        saved_images = int(state["perm"].numel())
+        if saved_images != self.images.shape[0]:
+            raise GantricksError(
+                f"the checkpoint shuffled {what} as {saved_images} images; this run has "
+                f"{self.images.shape[0]}. Resume with the dataset the run was started with "
+                "(same --dataset, --data-dir and image size), or start a new run."
+            )
+        saved_batch = state.get("global_batch")  # absent in older checkpoints
+        if saved_batch is not None and int(saved_batch) != self.global_batch:
+            raise GantricksError(
+                f"the checkpoint drew {what} in global batches of {saved_batch}; this run "
+                f"asks for {self.global_batch} (batch_size {self.batch_size} × "
+                f"{self.global_batch // self.batch_size} process(es)). Steps, epochs and the "
+                "data order are counted in batches, so a run cannot change its batch size: "
+                f"resume with a global batch of {saved_batch}, or start a new run."
+            )
         self.generator.set_state(state["generator"])
         self.perm = state["perm"].to(self.images.device)
         self.epoch = int(state["epoch"])

@@ -99,6 +99,11 @@ def gantricks_train_start(trainer: Trainer) -> None:
         and ``trainer.step`` are ready. On resume, models, optimisers and ``step`` are
         already restored; plugin state is not yet: ``gantricks_load_state_dict`` follows.
 
+    Order matters here: a plugin that sets weights from data (minibatch, semi_supervised)
+    must run after one that makes D's output meaningful (virtual_batchnorm's reference
+    batch, ``tryfirst``) and before one that records the weights (historical_averaging's
+    first mean, ``trylast``). Mark such an implementation the same way.
+
     The return value is ignored.
     """
 

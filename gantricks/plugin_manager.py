@@ -171,8 +171,18 @@ class PluginManager:
     def hook(self) -> Any:
         return self.pm.hook
 
-    def load(self, specs: list[str], options: dict[str, dict[str, Any]]) -> None:
-        """Load, configure and register plugins; reject options for plugins not loaded."""
+    def load(
+        self,
+        specs: list[str],
+        options: dict[str, dict[str, Any]],
+        inherited: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Load, configure and register plugins; reject options for plugins not loaded.
+
+        :param inherited: options a resumed run's checkpoint was saved with, under the
+            given ``options``; those of plugins this run leaves out are dropped quietly,
+            since the user did not give them.
+        """
         loaded = [load_plugin(spec) for spec in specs]
         names = [p.name for p in loaded]
         for name in names:
@@ -184,6 +194,11 @@ class PluginManager:
                     f"options were given for plugin {key!r}, which is not enabled; enabled "
                     f"plugins: {', '.join(names)}. Add it with --plugins {key}."
                 )
+        if inherited:
+            from gantricks.config import merge
+
+            kept = {k: v for k, v in inherited.items() if k in names}
+            options = {k: merge(kept.get(k, {}), options.get(k, {})) for k in {*kept, *options}}
         from gantricks.config import validate_plugin_options
 
         for plugin in loaded:

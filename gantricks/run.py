@@ -7,6 +7,7 @@ file < ``--set`` < explicit command-line flags.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,19 @@ def _new_run_dir(config: RunConfig) -> Path:
     return path
 
 
+def _plugin_list(requested: Any) -> list[str]:
+    """The ``plugins`` option as a list; a string (``plugins = "minibatch,label_smooth"``
+    in a TOML file or ``--set``) is split at commas as ``--plugins`` is."""
+    if isinstance(requested, str):
+        return [s for s in requested.split(",") if s.strip()]
+    if isinstance(requested, (list, tuple)) and all(isinstance(s, str) for s in requested):
+        return list(requested)
+    raise GantricksError(
+        f"plugins={requested!r} is invalid: give a list of plugin names "
+        '(plugins = ["minibatch", "label_smooth"]) or one comma-separated string'
+    )
+
+
 def load_plugins(specs: list[str], options: dict[str, dict[str, Any]]) -> PluginManager:
     """A plugin manager with exactly these (already resolved) plugins loaded."""
     pm = PluginManager()
@@ -84,10 +98,16 @@ def prepare(
         ckpt = checkpoint.load(resume)
         base = dict(ckpt["config"])
         base.pop("name", None)
-    core, plugin_opts = split_options(merge(base, options))
+        # A length given now replaces the checkpoint's, in whichever unit it was given.
+        if options.get("steps") is not None or options.get("epochs") is not None:
+            base.pop("steps", None)
+            base.pop("epochs", None)
+    base_core, inherited = split_options(base)
+    core, plugin_opts = split_options(options)
+    core = merge(base_core, core)
     requested = plugins if plugins is not None else options.get("plugins")
     if requested is not None:
-        specs = resolve_specs(list(requested))
+        specs = resolve_specs(_plugin_list(requested))
     elif ckpt is not None:
         specs = list(base.get("plugins", []))  # saved already resolved (defaults, no:NAME)
     else:
@@ -99,7 +119,8 @@ def prepare(
         # Logging, samples and checkpoints happen on rank 0 only (evaluation is sharded).
         specs = [s for s in specs if s not in MAIN_RANK_PLUGINS]
         plugin_opts = {k: v for k, v in plugin_opts.items() if k not in MAIN_RANK_PLUGINS}
-    pm = load_plugins(specs, plugin_opts)
+    pm = PluginManager()
+    pm.load(specs, plugin_opts, inherited=inherited)
     for obj, name in extra_plugins or []:
         pm.register(obj, name)
     if config.image_size is None:
@@ -120,6 +141,15 @@ def prepare(
                 f"{data.image_size}px ({config.dataset})"
             )
         run_dir = run_dir_of(ckpt["path"])
+        latest = run_dir / "checkpoints" / "last.pt"
+        if rank.is_main and latest.is_file() and Path(ckpt["path"]).resolve() != latest.resolve():
+            warnings.warn(
+                f"resuming {run_dir} from {Path(ckpt['path']).name} (step {ckpt['step']}), "
+                f"not from its last.pt: metrics logged after step {ckpt['step']} are dropped "
+                "and last.pt is replaced at the next save. Copy the run folder first to keep "
+                "both branches.",
+                stacklevel=2,
+            )
     else:
         run_dir = _new_run_dir(config) if rank.is_main else None
         if rank.enabled:

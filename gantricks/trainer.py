@@ -250,7 +250,8 @@ class Trainer:
         if self.config.steps is not None:
             return self.config.steps
         epochs = self.config.epochs if self.config.epochs is not None else DEFAULT_EPOCHS
-        return max(1, math.ceil(epochs * self.sampler.batches_per_epoch))
+        # Rounded first: 1.1 epochs × 100 batches is 110.00000000000001 in floating point.
+        return max(1, math.ceil(round(epochs * self.sampler.batches_per_epoch, 6)))
 
     @property
     def generator(self) -> torch.nn.Module:
@@ -603,7 +604,21 @@ class Trainer:
         if not path.is_file():
             return
         rows = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [line for line in rows if json.loads(line).get("step", 0) <= self.step]
+        kept, broken = [], 0
+        for line in rows:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short when the process was killed
+                broken += 1
+                continue
+            if row.get("step", 0) <= self.step:
+                kept.append(line)
+        if broken:
+            warnings.warn(
+                f"{path}: dropped {broken} unreadable line(s), written when the run was "
+                "killed mid-write",
+                stacklevel=2,
+            )
         if len(kept) != len(rows):
             checkpoint.atomic_write_text(path, "".join(line + "\n" for line in kept))
 
@@ -666,10 +681,10 @@ class Trainer:
         for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
             for group in opt.param_groups:
                 group.update(_adam_settings(self.config, lr, self._graph_wanted))
-        self.sampler.load_state_dict(ckpt["sampler"])
+        self.sampler.load_state_dict(ckpt["sampler"], "the training images")
         # A run switched to generator_batch=fresh on resume starts its second shuffle anew.
         if self.gen_sampler is not None and ckpt.get("gen_sampler") is not None:
-            self.gen_sampler.load_state_dict(ckpt["gen_sampler"])
+            self.gen_sampler.load_state_dict(ckpt["gen_sampler"], "the generator's real batches")
         self.step = int(ckpt["step"])
         self._restore_noise(ckpt["noise"], path)
         torch.set_rng_state(ckpt["torch_rng"])

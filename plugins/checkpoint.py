@@ -34,7 +34,7 @@ class Plugin:
         if self.config.keep_every and step % self.config.keep_every == 0:
             self._save(trainer, f"step_{step:07d}.pt")
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # saved before other plugins' end work, which may fail
     def gantricks_train_end(self, trainer: Trainer, reason: str) -> None:
         folder = trainer.run_dir / "checkpoints"
         if reason in ("completed", "interrupted"):

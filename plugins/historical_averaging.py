@@ -86,7 +86,7 @@ class Plugin:
         p = self.config.players
         return ["generator", "discriminator"] if p == "both" else [p]
 
-    @hookimpl
+    @hookimpl(trylast=True)  # θ₁ after every plugin's data-dependent initialisation
     def gantricks_train_start(self, trainer: Trainer) -> None:
         for player in self._players():
             module = getattr(trainer, player)

@@ -17,8 +17,9 @@ class VirtualBatchNorm2d(nn.Module):
     The input is ``cat(reference, x)``: the first ``ref_size`` rows are the reference
     batch's activations. The reference rows are normalised with the reference statistics
     (μ_ref, E_ref[h²]) over (batch, height, width); each other example i with
-    μ_i = (1/(N+1)) mean_i + (N/(N+1)) μ_ref (and the same for the mean of squares), where
-    mean_i is its own per-channel mean over height and width. Gradients flow through the
+    μ_i = (1/(N+1)) mean_i + (N/(N+1)) μ_ref (and the same for the mean of squares, so
+    σ_i² = E_i[h²] − μ_i², computed centred), where mean_i is its own per-channel mean
+    over height and width. Gradients flow through the
     reference statistics. No running statistics: training and sampling behave the same.
     """
 
@@ -30,18 +31,26 @@ class VirtualBatchNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.ref_size
-        ref, rest = x[:n], x[n:]
-        ref_mean = ref.mean(dim=(0, 2, 3), keepdim=True)
-        ref_sq = ref.square().mean(dim=(0, 2, 3), keepdim=True)
-        new = 1.0 / (n + 1.0)
-        mean = new * rest.mean(dim=(2, 3), keepdim=True) + (1.0 - new) * ref_mean
-        sq = new * rest.square().mean(dim=(2, 3), keepdim=True) + (1.0 - new) * ref_sq
-        out = torch.cat([self._normalise(ref, ref_mean, ref_sq), self._normalise(rest, mean, sq)])
-        return out
+        n, new = self.ref_size, 1.0 / (self.ref_size + 1.0)
+        # Statistics in fp32 and centred: E[h²] − μ² in bf16 (autocast) cancels to noise or
+        # below zero once |μ| is a few times σ, and the square root then gives NaN.
+        ref, rest = x[:n].float(), x[n:].float()
+        dims = (0, 2, 3)
+        ref_mean = ref.mean(dim=dims, keepdim=True)
+        ref_var = ref.var(dim=dims, keepdim=True, correction=0)
+        own_mean = rest.mean(dim=(2, 3), keepdim=True)
+        own_var = rest.var(dim=(2, 3), keepdim=True, correction=0)
+        mean = new * own_mean + (1.0 - new) * ref_mean
+        # The variance of the mixture {reference ∪ example} about its mean μ_i: each part's
+        # own variance plus the square of its mean's distance from μ_i, weighted as above.
+        var = new * (own_var + (own_mean - mean).square()) + (1.0 - new) * (
+            ref_var + (ref_mean - mean).square()
+        )
+        out = torch.cat([self._normalise(ref, ref_mean, ref_var), self._normalise(rest, mean, var)])
+        return out.to(x.dtype)
 
-    def _normalise(self, x: torch.Tensor, mean: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
-        std = torch.sqrt(self.eps + sq - mean.square())
+    def _normalise(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        std = torch.sqrt(var + self.eps)
         return (x - mean) / std * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
@@ -116,7 +125,7 @@ class Plugin:
             size = config.image_size or 0
             d.features = WithReference(d.features, torch.zeros(*shape, size, size))
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # D's reference batch before others initialise from D's output
     def gantricks_train_start(self, trainer: Trainer) -> None:
         if not self.config.discriminator or trainer.step > 0:
             return  # on resume the reference came back with the discriminator's state

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from gantricks import GantricksError, checkpoint
+from gantricks import GantricksError, checkpoint, hookimpl
+from gantricks.data import BatchSampler
 from gantricks.run import prepare
 
 from .conftest import QUIET
@@ -90,7 +92,8 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(tiny):
         "step_0000002.pt",
         "step_0000004.pt",
     ]
-    resumed, ckpt = prepare({"steps": 6}, resume=ckpt_dir / "step_0000002.pt")
+    with pytest.warns(UserWarning, match=r"from step_0000002.pt \(step 2\), not from its last"):
+        resumed, ckpt = prepare({"steps": 6}, resume=ckpt_dir / "step_0000002.pt")
     assert ckpt["step"] == 2
     resumed.fit(resume=ckpt)
     steps = [json.loads(x)["step"] for x in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -221,3 +224,88 @@ def test_resume_on_another_device_type_reseeds_the_noise_and_says_so(tiny):
     with pytest.warns(UserWarning, match="not bit-identical"):
         resumed.fit(resume=ckpt)
     assert resumed.step == 4 and resumed.parameters_finite()
+
+
+def test_sampler_state_must_fit_the_data_and_batch():
+    images = torch.zeros(100, 1, 4, 4, dtype=torch.uint8)
+    a = BatchSampler(images, 10, seed=0)
+    for _ in range(8):
+        a.next()
+    state = a.state_dict()
+    with pytest.raises(GantricksError, match=r"images as 100 images; this run has 50"):
+        BatchSampler(images[:50], 10, seed=0).load_state_dict(state, "the training images")
+    with pytest.raises(GantricksError, match=r"global batches of 10; this run asks for 20"):
+        BatchSampler(images, 20, seed=0).load_state_dict(state)
+    # Older checkpoints carry no batch size; a position past the epoch's end (8 of 5
+    # batches) starts the next epoch instead of drawing empty batches forever.
+    b = BatchSampler(images, 20, seed=0)
+    b.load_state_dict({k: v for k, v in state.items() if k != "global_batch"})
+    assert b.next().shape[0] == 20 and (b.epoch, b.position) == (1, 1)
+
+
+def test_resume_with_another_batch_size_is_a_clear_error(tiny):
+    t, _ = prepare({**tiny, "steps": 2}, plugins=QUIET)
+    t.fit()
+    r, ckpt = prepare({"steps": 4, "batch_size": 32}, resume=t.run_dir)
+    with pytest.raises(GantricksError, match=r"batches of 16; this run asks for 32"):
+        r.fit(resume=ckpt)
+    assert checkpoint.load(t.run_dir)["step"] == 2  # the checkpoint is untouched
+
+
+def test_resume_may_leave_out_a_plugin_but_not_configure_it(tiny):
+    plugins = ["no:progress", "no:tensorboard", "no:eval"]  # samples and checkpoint stay
+    t, _ = prepare({**tiny, "steps": 2, "samples": {"every": 1}}, plugins=plugins)
+    t.fit()
+    r, ckpt = prepare({"steps": 3}, plugins=[*plugins, "no:samples"], resume=t.run_dir)
+    assert "samples" not in r.plugins.plugins
+    r.fit(resume=ckpt)
+    assert r.step == 3
+    with pytest.raises(GantricksError, match="options were given for plugin 'samples'"):
+        prepare(
+            {"steps": 3, "samples": {"every": 2}},
+            plugins=[*plugins, "no:samples"],
+            resume=t.run_dir,
+        )
+
+
+def test_resume_extends_a_run_in_the_other_unit(tiny):
+    t, _ = prepare({**tiny, "steps": 2}, plugins=QUIET)
+    t.fit()
+    r, _ = prepare({"epochs": 0.5}, resume=t.run_dir)
+    assert (r.config.steps, r.config.epochs) == (None, 0.5)
+    assert r.total_steps == math.ceil(0.5 * r.sampler.batches_per_epoch)
+    back, _ = prepare({"steps": 3}, resume=t.run_dir)
+    assert (back.config.steps, back.config.epochs) == (3, None)
+
+
+def test_fractional_epochs_are_not_rounded_up_by_float_error(tiny):
+    t, _ = prepare({**tiny, "steps": None, "epochs": 1.1}, plugins=QUIET)
+    t.sampler.batches_per_epoch = 100  # 1.1 × 100 is 110.00000000000001 in floating point
+    assert t._total_steps() == 110
+
+
+def test_resume_after_a_kill_mid_write_drops_the_cut_metrics_line(tiny):
+    t, _ = prepare({**tiny, "steps": 2}, plugins=QUIET)
+    t.fit()
+    path = t.run_dir / "metrics.jsonl"
+    path.write_text(path.read_text() + '{"step": 3, "loss_d": 0.')
+    r, ckpt = prepare({"steps": 4}, resume=t.run_dir)
+    with pytest.warns(UserWarning, match="dropped 1 unreadable line"):
+        r.fit(resume=ckpt)
+    assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [2, 4]
+
+
+def test_final_checkpoint_is_saved_before_other_plugins_end_work(tiny):
+    class Broken:
+        @hookimpl
+        def gantricks_train_end(self):
+            raise RuntimeError("cannot write the summary")
+
+    t, _ = prepare(
+        {**tiny, "steps": 3, "checkpoint": {"every": 0}},
+        plugins=QUIET,
+        extra_plugins=[(Broken(), "broken")],
+    )
+    with pytest.raises(Exception, match="cannot write the summary"):
+        t.fit()
+    assert checkpoint.load(t.run_dir)["step"] == 3

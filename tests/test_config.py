@@ -8,7 +8,8 @@ import pytest
 
 from gantricks import GantricksError
 from gantricks.cli import build_parser, train_options
-from gantricks.config import base_for, parse_sets, parse_value
+from gantricks.config import base_for, parse_sets, parse_value, validate_core
+from gantricks.run import prepare
 
 
 def test_parse_value_types():
@@ -75,3 +76,16 @@ def test_resolved_config_written(tiny):
     assert saved["image_size"] == 28 and saved["steps"] == 1
     assert saved["plugins"] == ["progress", "tensorboard", "checkpoint", "samples", "eval"]
     assert saved["plugin_options"]["samples"] == {"every": 500, "n": 64}
+
+
+def test_steps_and_epochs_together_name_the_rule_not_the_whole_config():
+    with pytest.raises(GantricksError) as err:
+        validate_core({"steps": 10, "epochs": 2})
+    assert str(err.value) == "config: give steps or epochs, not both."
+
+
+def test_plugins_option_may_be_one_comma_separated_string(tiny):
+    t, _ = prepare({**tiny, "steps": 1, "plugins": "no:progress,no:tensorboard,no:eval,minibatch"})
+    assert "minibatch" in t.plugins.plugins and "progress" not in t.plugins.plugins
+    with pytest.raises(GantricksError, match=r"plugins=3 is invalid: give a list"):
+        prepare({**tiny, "plugins": 3})

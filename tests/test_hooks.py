@@ -120,9 +120,9 @@ def test_hook_order_and_arguments(tiny):
         expected += STEP
         if step + 1 in (2, 3):
             expected.append("gantricks_log")
-    # The recorder, registered last, runs first; the checkpoint plugin's train_end then
-    # collects plugin state for the final checkpoint.
-    expected += ["gantricks_train_end", "gantricks_state_dict"]
+    # The checkpoint plugin's train_end runs first (tryfirst: the final checkpoint is
+    # saved before any other plugin's end work) and collects plugin state for it.
+    expected += ["gantricks_state_dict", "gantricks_train_end"]
     assert names == expected
     assert [c[1] for c in rec.calls if c[0] == "gantricks_step_end"] == [1, 2, 3]
     assert ("gantricks_train_end", "completed") in rec.calls
