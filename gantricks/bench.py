@@ -106,7 +106,9 @@ def load_combo_file(path: str | Path) -> list[Combo]:
 
 
 def ablation_combos() -> list[Combo]:
-    """The paper's table shape: all tricks, then all minus each one."""
+    """Leave one out over the five tricks: all five, then all minus each one. Not the
+    paper's table 3 (its "all" has no historical averaging and its −L rows take labels
+    away); that table's rows are ``benchmarks/configs/cifar10_ablation.toml``."""
     out = [Combo("all", list(TRICKS))]
     out += [Combo(f"all - {t}", [x for x in TRICKS if x != t]) for t in TRICKS]
     return out
@@ -126,6 +128,35 @@ class BenchSpec:
     command: str = ""
 
 
+def check_unique(combos: list[Combo]) -> None:
+    """Two combos with one name (or one run-folder name) would share runs and rows."""
+    for what, key in (("name", lambda c: c.name), ("run-folder name", lambda c: c.slug)):
+        seen: dict[str, Combo] = {}
+        for c in combos:
+            other = seen.setdefault(key(c), c)
+            if other is not c:
+                raise GantricksError(
+                    f"combos {other.name!r} and {c.name!r} have the same {what} "
+                    f"{key(c)!r}, so their runs would overwrite each other; give each combo "
+                    "its own name (a combo file's `name = ...`)"
+                )
+
+
+def settings_of(spec: BenchSpec, combo: Combo) -> dict[str, Any]:
+    """What a run's result depends on besides its seed, stored in its result.json: a bench
+    started again reuses a finished run only if these are the same."""
+    settings = {
+        "plugins": combo.plugins,
+        "options": combo.options,
+        "base": spec.base,
+        "metrics": spec.metrics,
+        "num_samples": spec.num_samples,
+        "eval_every": spec.eval_every,
+        "inception_weights": spec.inception_weights,
+    }
+    return json.loads(json.dumps(settings, default=str))  # as it reads back from JSON
+
+
 def _run_one(spec: BenchSpec, combo: Combo, seed: int) -> dict[str, Any]:
     """Train and score one (combo, seed); never raises: failures are results too."""
     from gantricks.run import prepare
@@ -138,6 +169,7 @@ def _run_one(spec: BenchSpec, combo: Combo, seed: int) -> dict[str, Any]:
         "plugins": combo.plugins,
         "seed": seed,
         "run": str(run_dir),
+        "settings": settings_of(spec, combo),
     }
     try:
         steps = int(spec.base.get("steps") or 0)
@@ -197,22 +229,40 @@ def _headlines(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _finished(run_dir: Path) -> dict[str, Any] | None:
+def _finished(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's result if it finished with these settings; None if it is still to do.
+    A finished run made with other settings is an error: rerunning it would replace a
+    result the user may want, and reusing it would report what this command did not run."""
     path = run_dir / "result.json"
-    if path.is_file():
-        record = json.loads(path.read_text())
-        if record.get("status") == "ok":
-            return record
-    return None
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("status") != "ok":
+        return None
+    saved = record.get("settings")
+    if saved != settings:
+        changed = (
+            "unrecorded (an older bench)"
+            if saved is None
+            else ", ".join(k for k in settings if saved.get(k) != settings[k])
+        )
+        raise GantricksError(
+            f"{run_dir} holds a finished run made with other settings (differing: "
+            f"{changed}); its scores are not this command's. Use another --out, or delete "
+            "that folder's runs to run them again."
+        )
+    return record
 
 
 def run_bench(spec: BenchSpec) -> list[dict[str, Any]]:
     """Train and score every (combo, seed), skipping finished ones; write the reports."""
+    check_unique(spec.combos)
     spec.out.mkdir(parents=True, exist_ok=True)
     todo, records = [], {}
     for combo in spec.combos:
+        settings = settings_of(spec, combo)
         for seed in range(spec.seeds):
-            done = _finished(spec.out / "runs" / f"{combo.slug}-seed{seed}")
+            done = _finished(spec.out / "runs" / f"{combo.slug}-seed{seed}", settings)
             if done is not None:
                 records[(combo.name, seed)] = {**done, "skipped": True}
             else:

@@ -101,3 +101,29 @@ def test_bench_resumes_and_records_failures(spec):
     second = run_bench(spec)
     assert [r.get("skipped", False) for r in second] == [True, True, False, False]
     assert [r["metrics"] for r in second[:2]] == [r["metrics"] for r in first[:2]]
+
+
+def test_bench_refuses_to_reuse_runs_made_with_other_settings(spec):
+    spec.combos, spec.seeds = parse_combos("none"), 1
+    run_bench(spec)
+    result = spec.out / "runs" / "none-seed0" / "result.json"
+    before = result.read_text()
+    spec.base = {**spec.base, "steps": 6}
+    with pytest.raises(GantricksError, match=r"other settings \(differing: base\)"):
+        run_bench(spec)
+    assert result.read_text() == before  # neither reused nor overwritten
+
+
+def test_combos_sharing_a_name_or_folder_are_refused(spec, tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text(
+        '[[combo]]\nplugins = ["minibatch"]\noptions.minibatch.kernels = 50\n'
+        '[[combo]]\nplugins = ["minibatch"]\noptions.minibatch.kernels = 100\n'
+    )
+    spec.combos = load_combo_file(f)
+    with pytest.raises(GantricksError, match="same name 'minibatch'"):
+        run_bench(spec)
+    spec.combos = parse_combos("minibatch,label_smooth; minibatch label_smooth")
+    with pytest.raises(GantricksError, match="same run-folder name 'minibatch_label_smooth'"):
+        run_bench(spec)
+    assert not (spec.out / "runs").exists()

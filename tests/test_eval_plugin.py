@@ -40,6 +40,11 @@ def test_eval_plugin_logs_scores_and_keeps_best(tiny, cache):
     best = torch.load(t.run_dir / "checkpoints" / "best.pt", weights_only=True)
     plugin = t.plugins.plugins["eval"].obj
     assert best["plugins"]["eval"]["best_value"] == pytest.approx(plugin.best_value)
+    # best.pt holds the step whose score was highest, and that score.
+    scores = {r["step"]: r["eval/classifier_score"] for r in rows}
+    best_step = max(scores, key=scores.get)
+    assert best["step"] == best_step
+    assert best["plugins"]["eval"]["best_value"] == pytest.approx(scores[best_step])
 
 
 def test_eval_plugin_is_quiet_without_a_classifier_and_checks_metrics(tiny, tmp_path, cache):

@@ -130,7 +130,13 @@ def test_missing_inception_weights_are_a_clear_error(tmp_path, monkeypatch):
         inception.resolve_weights(None)
     msg = str(err.value)
     assert "pt_inception-2015-12-05-6726825d.pth" in msg and "--inception-weights" in msg
+    assert "--set eval.inception_weights=PATH" in msg
     assert not list((tmp_path / "hub" / "checkpoints").glob("*.part"))  # no partial file left
+    # A cache folder that cannot be created gives the same advice, not a raw OSError.
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "file" / "hub"))
+    with pytest.raises(GantricksError, match="could not be downloaded"):
+        inception.resolve_weights(None)
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"garbage")
     with pytest.raises(GantricksError, match="not a usable Inception weights file"):
@@ -170,7 +176,7 @@ def test_evaluate_run_with_inception_metrics(tmp_path, random_inception_weights,
         "--batch-size",
         "10",
         "--reference-samples",
-        "20",
+        "10",
         "--inception-weights",
         str(random_inception_weights),
         "--device",
@@ -182,9 +188,10 @@ def test_evaluate_run_with_inception_metrics(tmp_path, random_inception_weights,
     result = json.loads((t.run_dir / "eval" / "step_0000002.json").read_text())
     m = result["metrics"]
     assert len(m["is"]["splits"]) == 2 and m["is"]["mean"] >= 1.0
-    assert m["fid"]["value"] > 0 and m["fid"]["reference_images"] == 20
+    assert m["fid"]["value"] > 0 and m["fid"]["reference_images"] == 10
+    assert m["kid"]["subset_size"] == 10  # KID's subsets are no larger than the reference
     assert result["networks"]["inception"]["weights"] == "random_inception.pth"
-    stats = list((tmp_path / "data" / ".gantricks-stats").glob("glyphs-28px-n20-*.pt"))
+    stats = list((tmp_path / "data" / ".gantricks-stats").glob("glyphs-28px-n10-*.pt"))
     assert len(stats) == 1  # cached next to the data, network hash in the name
     # Scores reach the run's TensorBoard.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -192,3 +199,24 @@ def test_evaluate_run_with_inception_metrics(tmp_path, random_inception_weights,
     acc = EventAccumulator(str(t.run_dir / "tb"))
     acc.Reload()
     assert {"eval/is", "eval/fid", "eval/kid"} <= set(acc.Tags()["scalars"])
+
+
+def test_reference_statistics_are_kept_apart_per_folder_and_contents(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from gantricks.metrics.evaluate import _stats_path, folder_fingerprint
+
+    root = tmp_path / "imgs"
+    (root / "a").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / "a" / "1.png")
+    first = folder_fingerprint(root)
+    assert folder_fingerprint(root) == first
+    Image.new("RGB", (8, 8), "red").save(root / "a" / "2.png")
+    assert folder_fingerprint(root) != first  # an image added: other statistics
+    # Read-only data folders fall back to the user cache, one subfolder per data folder.
+    monkeypatch.setenv("GANTRICKS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "ro1").write_text("")  # a file: ".gantricks-stats" cannot be made inside
+    (tmp_path / "ro2").write_text("")
+    p1, p2 = _stats_path(tmp_path / "ro1", "k.pt"), _stats_path(tmp_path / "ro2", "k.pt")
+    assert p1 != p2 and p1.name == p2.name == "k.pt"
+    assert str(p1).startswith(str(tmp_path / "cache"))

@@ -8,6 +8,7 @@ and KID) are computed once per dataset, image size and network, and cached.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -140,8 +141,10 @@ class Evaluator:
             return self.reference
         assert self.inception is not None
         n = self.settings.reference_samples
-        key = f"{self.dataset}-{self.image_size}px-n{n}-inception{self.inception.weights_hash}.pt"
-        path = _stats_path(self.data_dir, key)
+        key = f"{self.dataset}-{self.image_size}px-n{n}-inception{self.inception.weights_hash}"
+        if self.dataset == "folder":  # its images change with the folder, the others do not
+            key += f"-files{folder_fingerprint(self.data_dir)}"
+        path = _stats_path(self.data_dir, key + ".pt")
         if path.is_file():
             self.reference = torch.load(path, weights_only=True)
             self.reference["path"] = str(path)
@@ -206,6 +209,8 @@ class Evaluator:
         computes the scores (the same as one process would), the others return ``None``.
         """
         s = self.settings
+        if rank == 0 and ("fid" in s.metrics or "kid" in s.metrics):
+            self._reference()  # computed once, before the clock starts: not the samples' time
         start = time.perf_counter()
         batches: Iterator[tuple[int, torch.Tensor]] = sample_batches(
             generator,
@@ -256,7 +261,10 @@ class Evaluator:
                     "mean": r.mean,
                     "std": r.std,
                     "subsets": s.kid_subsets,
-                    "subset_size": min(s.kid_subset_size, feats.shape[0]),
+                    # as kernel_inception_distance takes it: no larger than either set
+                    "subset_size": min(
+                        s.kid_subset_size, feats.shape[0], ref["kid_features"].shape[0]
+                    ),
                 }
         if "classifier" in s.metrics:
             if self.dataset == "stacked-mnist":
@@ -368,8 +376,21 @@ def markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
     return "\n".join(lines)
 
 
+def folder_fingerprint(root: Path) -> str:
+    """A short hash of an image folder's listing (paths, sizes, modification times): an
+    image added, removed or replaced gives another reference-statistics file."""
+    from gantricks.data import _IMAGE_EXTS
+
+    h = hashlib.sha256()
+    for p in sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_EXTS):
+        st = p.stat()
+        h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
 def _stats_path(data_dir: Path, key: str) -> Path:
-    """Next to the data when that folder is writable, else in the user cache."""
+    """Next to the data when that folder is writable, else in the user cache under the
+    data folder's own name (two read-only folders of one dataset kind must not share)."""
     local = data_dir / ".gantricks-stats"
     try:
         local.mkdir(parents=True, exist_ok=True)
@@ -380,7 +401,8 @@ def _stats_path(data_dir: Path, key: str) -> Path:
     except OSError:
         from gantricks.metrics.classifier import cache_dir
 
-        folder = cache_dir() / "stats"
+        where = hashlib.sha256(str(data_dir.expanduser().resolve()).encode()).hexdigest()[:12]
+        folder = cache_dir() / "stats" / where
         folder.mkdir(parents=True, exist_ok=True)
         return folder / key
 

@@ -44,19 +44,23 @@ def resolve_weights(path: str | Path | None = None) -> Path:
     cached = default_weights_location()
     if cached.is_file():
         return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".part")
-    os.close(fd)
-    try:
+    tmp: str | None = None
+    try:  # an unwritable cache folder is the same problem as no network: say what to do
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".part")
+        os.close(fd)
         torch.hub.download_url_to_file(_url(), tmp, progress=True)
         os.replace(tmp, cached)
     except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise GantricksError(
             f"the Inception Score and FID need the 2015-12-05 Inception weights ({WEIGHTS_FILE}, "
-            f"about 91 MB), which could not be downloaded from {_url()} ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}). Download that file where the network "
-            f"allows and pass --inception-weights PATH, or place it at {str(cached)!r}."
+            f"about 91 MB), which could not be downloaded from {_url()} to {str(cached)!r} "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Download that "
+            "file where the network allows and pass its path: --inception-weights PATH to "
+            "`gantricks eval` and `gantricks bench`, --set eval.inception_weights=PATH to "
+            f"`gantricks train`; or place it at {str(cached)!r}."
         ) from None
     return cached
 
