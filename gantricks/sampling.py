@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,6 +70,47 @@ def feature_mode(module: nn.Module) -> Iterator[None]:
     finally:
         for m, training in modes.items():
             m.train(training)
+
+
+@contextmanager
+def running_statistics_from(module: nn.Module, batches: Iterable[torch.Tensor]) -> Iterator[None]:
+    """``module`` in evaluation mode, its batch-norm running statistics (if it has batch
+    norm) the plain average over ``batches`` (momentum None); on exit its modes, buffers
+    and momenta are restored.
+
+    Training updates the running statistics on every pass, generated images included, so
+    a discriminator tested with them normalises real images partly by fake ones; and
+    averaged parameters never produced them at all.
+    """
+    norms = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    saved = {name: buf.clone() for name, buf in module.named_buffers()}
+    modes = {m: m.training for m in module.modules()}
+    momenta = [m.momentum for m in norms]
+    try:
+        module.eval()  # noise and dropout off: only batch norm sees the batches
+        if norms:
+            with torch.no_grad(), local_statistics():
+                for m in norms:
+                    m.reset_running_stats()
+                    m.momentum = None  # cumulative average: every batch counts the same
+                    m.train()
+                for x in batches:
+                    module(x)
+                module.eval()
+        yield
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        for m, training in modes.items():
+            m.train(training)
+        buffers = dict(module.named_buffers())
+        with torch.no_grad():
+            for name, value in saved.items():
+                buffers[name].copy_(value)
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from torch import nn
 from gantricks import GantricksError, Models, RunConfig, StepBatch, Trainer, hookimpl
 from gantricks.checkpoint import atomic_write_text
 from gantricks.data import NUM_CLASSES, balanced_subset, load_dataset, to_float
+from gantricks.sampling import running_statistics_from
 
 
 # ------------------------------------------------------------------------- the losses
@@ -173,9 +174,8 @@ class Plugin:
     ``gantricks train --semi-supervised`` does). Test error on the test split, with D's
     parameters averaged over training as in the authors' code, is logged as
     ``ssl/test_errors`` (and with the current D as ``ssl/test_errors_current_d``) and
-    written to ``ssl.json`` in the run folder. With ``model=dcgan`` the averaged parameters
-    are tested with the current batch-norm running statistics (only parameters are
-    averaged).
+    written to ``ssl.json`` in the run folder. With ``model=dcgan`` D is tested with
+    batch-norm statistics of real training images under the parameters being tested.
     """
 
     class Config(BaseModel):
@@ -214,6 +214,12 @@ class Plugin:
         )
         init_examples: int = Field(
             500, gt=0, description="training images for weight norm's data-dependent init"
+        )
+        bn_examples: int = Field(
+            1000,
+            gt=0,
+            description="model=dcgan: training images whose batch-norm statistics D is "
+            "tested with (training's running statistics also count generated images)",
         )
 
     #: Step hooks are device work only: a CUDA graph of the step may replay them.
@@ -350,20 +356,23 @@ class Plugin:
     @torch.no_grad()
     def test_confusion(self, trainer: Trainer) -> torch.Tensor:
         """Confusion matrix on the test split (rows: true class, columns: predicted), with
-        D in evaluation mode (no noise, running BN); on the host."""
+        D in evaluation mode (no noise); batch norm, where D has it (``model=dcgan``), uses
+        statistics of the first ``bn_examples`` training images under these parameters.
+        On the host."""
         d, k = trainer.discriminator, self.num_classes
-        was_training = d.training
-        d.eval()
+        n = min(self.config.bn_examples, len(trainer.data))
+        real = (
+            to_float(trainer.data.images[i : min(i + 100, n)].to(trainer.device))
+            for i in range(0, n, 100)
+        )
         counts = torch.zeros(k * k, dtype=torch.long, device=trainer.device)
-        try:
+        with running_statistics_from(d, real):
             for start in range(0, len(self.test_labels), 1000):
                 x = to_float(self.test_images[start : start + 1000])
                 with trainer.autocast():
                     pred = d.classify(x).argmax(1)
                 true = self.test_labels[start : start + 1000].long()
                 counts += torch.bincount(true * k + pred, minlength=k * k)
-        finally:
-            d.train(was_training)
         return counts.view(k, k).cpu()  # the only host read, once per evaluation
 
     def test_errors(self, trainer: Trainer) -> int:

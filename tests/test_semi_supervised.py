@@ -13,7 +13,10 @@ from gantricks.cli import build_parser, train_options, train_plugins
 from gantricks.data import balanced_subset
 from gantricks.run import prepare
 from gantricks_plugins.semi_supervised import (
+    GaussianNoise,
+    MLPGenerator,
     Plugin,
+    ShiftOnlyBatchNorm,
     WNLinear,
     gan_logit,
     supervised_loss,
@@ -129,6 +132,7 @@ def test_confusion_matrix_and_per_class_errors():
     class T:
         discriminator = Fixed()
         device = torch.device("cpu")
+        data = type("Data", (), {"images": images, "__len__": lambda self: len(images)})()
 
         @staticmethod
         def autocast():
@@ -151,6 +155,79 @@ def ssl_opts(tiny):
         "lr_g": 0.003,
         "semi_supervised": {"labels_per_class": 10, "eval_every": 50},
     }
+
+
+def test_the_papers_mnist_networks(ssl_opts):
+    """Section 5's MNIST pair, as the authors' code builds it: D 784-1000-500-250-250-250
+    weight-normalised ReLU layers (scales fixed after the data-dependent init) with noise
+    σ=0.3 on the input and 0.5 before every later layer and the 10-class head; G 100-500-500
+    softplus with shift-only batch norm and a weight-normalised sigmoid output."""
+    t, _ = prepare({**ssl_opts, "nz": 100}, plugins=[*QUIET, "semi_supervised", "feature_matching"])
+    D, G = t.discriminator, t.generator
+    trunk = [m for m in D.features if isinstance(m, WNLinear)]
+    assert [tuple(m.v.shape) for m in trunk] == [
+        (1000, 784),
+        (500, 1000),
+        (250, 500),
+        (250, 250),
+        (250, 250),
+    ]
+    assert not any(isinstance(m.g, torch.nn.Parameter) for m in trunk)
+    sigmas = [m.sigma for m in D.modules() if isinstance(m, GaussianNoise)]
+    assert sigmas == [0.3, 0.5, 0.5, 0.5, 0.5, 0.5]  # the last one is the head's input
+    head = [m for m in D.head.modules() if isinstance(m, WNLinear)]
+    assert len(head) == 1 and tuple(head[0].v.shape) == (10, 250)
+    assert isinstance(head[0].g, torch.nn.Parameter)
+    assert isinstance(G, MLPGenerator)
+    layers = list(G.net)
+    assert [type(m).__name__ for m in layers] == [
+        "Linear",
+        "ShiftOnlyBatchNorm",
+        "Softplus",
+        "Linear",
+        "ShiftOnlyBatchNorm",
+        "Softplus",
+        "WNLinear",
+    ]
+    assert [tuple(layers[i].weight.shape) for i in (0, 3)] == [(500, 100), (500, 500)]
+    assert all(m.norm.affine is False for m in layers if isinstance(m, ShiftOnlyBatchNorm))
+    assert tuple(layers[6].v.shape) == (784, 500) and isinstance(layers[6].g, torch.nn.Parameter)
+    with torch.no_grad():
+        x = G(torch.randn(5, 100))
+    assert x.shape == (5, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
+
+
+def test_discriminator_loss_is_weighted_supervised_plus_unsupervised(ssl_opts):
+    """D minimises w·CE(labelled) + BCE(real → 1) + BCE(fake → 0) on the K+1 logit."""
+    from gantricks.data import to_float
+
+    seen = {}
+
+    class Spy:
+        @hookimpl(trylast=True)  # after the plugins, before D's update
+        def gantricks_discriminator_loss(self, trainer, terms, batch):
+            plugin = trainer.plugins.plugins["semi_supervised"].obj
+            with torch.no_grad():  # the whole labelled set, in order (labelled_batch = 100)
+                logits = trainer.discriminator.classify(to_float(plugin.images))
+            seen.update(terms=dict(terms), batch=batch, ce=F.cross_entropy(logits, plugin.labels))
+
+    ssl = {**ssl_opts["semi_supervised"], "supervised_weight": 3.0, "labelled_batch": 100}
+    t, _ = prepare(
+        {**ssl_opts, "steps": 1, "semi_supervised": ssl},
+        plugins=[*QUIET, "semi_supervised", "feature_matching"],
+        extra_plugins=[(Spy(), "spy")],
+    )
+    for m in t.discriminator.modules():  # noise off, so the spy's forward pass is the same
+        if isinstance(m, GaussianNoise):
+            m.sigma = 0.0
+    t.fit()
+    terms, b = seen["terms"], seen["batch"]
+    assert set(terms) == {"real", "fake", "supervised"}
+    ones, zeros = torch.ones_like(b.real_logits), torch.zeros_like(b.fake_logits)
+    bce = F.binary_cross_entropy_with_logits
+    torch.testing.assert_close(terms["real"], bce(b.real_logits, ones))
+    torch.testing.assert_close(terms["fake"], bce(b.fake_logits, zeros))
+    torch.testing.assert_close(terms["supervised"], 3.0 * seen["ce"])
 
 
 def test_semi_supervised_run_learns_to_classify_glyphs(ssl_opts):
@@ -347,3 +424,30 @@ def test_ssl_table_reads_histories_by_epoch(tmp_path):
     assert (
         lines[-1] == "mean of the last evaluations: 150.0 ± 42.4 (runs stopped at different steps)"
     )
+
+
+def test_batch_norm_is_tested_with_statistics_of_real_images():
+    """model=dcgan: D is tested with batch-norm statistics of real training images (not the
+    running ones, which training also fed generated images), and nothing is left changed."""
+    from gantricks.sampling import running_statistics_from
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), GaussianNoise(1.0))
+    net.train()
+    bn = net[1]
+    with torch.no_grad():
+        bn.running_mean.fill_(50.0)  # as if skewed by generated images
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    real = [torch.randn(8, 3) + 2, torch.randn(8, 3) - 1]
+    with torch.no_grad():
+        h = net[0](torch.cat(real))
+    with running_statistics_from(net, iter(real)):
+        assert not net.training and not net[2].training  # evaluation mode, no noise
+        torch.testing.assert_close(bn.running_mean, h.mean(0))  # equal weight per batch
+        torch.testing.assert_close(bn.running_var, (h[:8].var(0) + h[8:].var(0)) / 2)
+        out = net(torch.zeros(1, 3))
+        expected = (net[0](torch.zeros(1, 3)) - h.mean(0)) / (bn.running_var + bn.eps).sqrt()
+        torch.testing.assert_close(out, expected * bn.weight + bn.bias)
+    assert net.training and bn.momentum == 0.1
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
