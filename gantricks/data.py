@@ -33,7 +33,8 @@ NUM_CLASSES = {
 # What a user must place where, for datasets that cannot be downloaded here.
 _EXPECTED_FILES = {
     "mnist": ("MNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-              "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or the same names + .gz)"),
+              "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or the same names + .gz, "
+              "unpacked on first use)"),
     "fashion-mnist": ("FashionMNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                       "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (or + .gz)"),
     "cifar10": ("cifar-10-batches-py", "data_batch_1 ... data_batch_5, test_batch, batches.meta "
@@ -76,6 +77,30 @@ def _missing(name: str, root: Path, reason: str) -> GantricksError:
     )
 
 
+def _unpack_gz(folder: Path) -> None:
+    """Unpack ``NAME.gz`` beside it where ``NAME`` is missing: torchvision reads only the
+    unpacked MNIST files unless it downloads them itself."""
+    import gzip
+    import shutil
+
+    from gantricks.checkpoint import atomic_write
+
+    if not folder.is_dir():
+        return
+    for gz in folder.glob("*-ubyte.gz"):
+        target = gz.with_suffix("")
+        if target.exists():
+            continue
+        try:
+            with gzip.open(gz, "rb") as src:
+                atomic_write(target, lambda f, src=src: shutil.copyfileobj(src, f))
+        except (OSError, EOFError) as e:
+            raise GantricksError(
+                f"could not unpack {str(gz)!r} to {str(target)!r} ({type(e).__name__}: {e}); "
+                f"unpack it yourself (gunzip -k {gz.name}) or check the file"
+            ) from None
+
+
 def _torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[Any, Any]:
     from torchvision import datasets
 
@@ -92,9 +117,21 @@ def _torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[An
             return datasets.CelebA(root, split="train" if train else "test", download=dl)
         raise AssertionError(name)
 
+    if name in ("mnist", "fashion-mnist"):
+        _unpack_gz(root / _EXPECTED_FILES[name][0])
     try:
         ds = make(False)
     except Exception as not_found:  # torchvision raises RuntimeError or FileNotFoundError
+        if not isinstance(not_found, FileNotFoundError) and "not found" not in str(not_found):
+            # The files are there but do not read (cut short, another format): downloading
+            # would not replace them, and "not found" would send the user looking elsewhere.
+            sub, files = _EXPECTED_FILES[name]
+            raise GantricksError(
+                f"dataset {name!r} under {str((root / sub).resolve())!r} could not be read "
+                f"({type(not_found).__name__}: {str(not_found).strip()[:200]}); the files there "
+                f"({files}) are probably incomplete or corrupt: replace them (or delete them "
+                "to download again)."
+            ) from None
         if not download:
             raise _missing(name, root, f"downloads are off: {not_found}") from None
         try:
@@ -135,6 +172,13 @@ def _load_images_from_files(ds: Any, size: int, desc: str) -> torch.Tensor:
     out = torch.empty(len(ds), 3, size, size, dtype=torch.uint8)
     i = 0
     for batch in tqdm(loader, desc=desc, unit="batch"):
+        broken = [why for img, why in batch if img is None]
+        if broken:
+            raise GantricksError(
+                f"cannot read image {broken[0]}"
+                + (f" (and {len(broken) - 1} more in this batch)" if len(broken) > 1 else "")
+                + "; remove or replace it"
+            )
         imgs = torch.stack([img.expand(3, -1, -1) for img, _ in batch])
         out[i : i + len(batch)] = imgs
         i += len(batch)
@@ -151,11 +195,16 @@ class _ImageFiles:
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        """(image, 0), or (None, why) for a file that does not decode: the loading loop
+        names it in a clear error (an exception raised in a worker would arrive wrapped)."""
         from PIL import Image
 
-        with Image.open(self.files[i]) as img:
-            return self.transform(img.convert("RGB")), 0
+        try:
+            with Image.open(self.files[i]) as img:
+                return self.transform(img.convert("RGB")), 0
+        except Exception as e:  # PIL raises many types for a bad file
+            return None, f"{self.files[i]}: {type(e).__name__}: {e}"
 
 
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

@@ -54,6 +54,10 @@ def init_from_env(device: str = "auto") -> DistInfo:
         return DistInfo()
     if not dist.is_initialized():
         use_nccl = device != "cpu" and torch.cuda.is_available()
+        if use_nccl:
+            # Before the first collective: NCCL puts a rank's tensors on the current device,
+            # and every rank would otherwise still be on cuda:0.
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if use_nccl else "gloo")
     return current()
 
@@ -176,12 +180,13 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
         if not self.training or _local_only or not dist.is_initialized():
             return super().forward(x)
         c = x.shape[1]
-        count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
-        packed = torch.cat([x.sum(dim=(0, 2, 3)), x.square().sum(dim=(0, 2, 3)), count])
+        xf = x.float()  # statistics in fp32 under bf16 autocast: sums and counts stay exact
+        count = torch.full((1,), x.numel() / c, dtype=torch.float32, device=x.device)
+        packed = torch.cat([xf.sum(dim=(0, 2, 3)), xf.square().sum(dim=(0, 2, 3)), count])
         packed = _AllReduceSum.apply(packed)
         total = packed[-1]
         mean = packed[:c] / total
-        var = packed[c : 2 * c] / total - mean.square()
+        var = (packed[c : 2 * c] / total - mean.square()).clamp_min(0)
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
                 m = self.momentum if self.momentum is not None else 0.1
@@ -190,10 +195,10 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
                 self.running_var.lerp_(unbiased, m)
                 self.num_batches_tracked.add_(1)
         shape = (1, c, 1, 1)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return y.to(x.dtype)
 
 
 def convert_batchnorm(module: nn.Module) -> int:

@@ -545,7 +545,9 @@ class Trainer:
         values = stacked.tolist()
         elapsed = time.perf_counter() - self._window_start
         scalars = dict(zip(names, values, strict=True))
-        scalars["img_per_s"] = self._window_steps * self.config.batch_size / max(elapsed, 1e-9)
+        # All processes together: each rank's batch_size is its share of the global batch.
+        images = self._window_steps * self.config.batch_size * self.dist.world_size
+        scalars["img_per_s"] = images / max(elapsed, 1e-9)
         scalars["epoch"] = self.sampler.epochs_done
         self._sums, self._window_steps = {}, 0
         self._window_start = time.perf_counter()

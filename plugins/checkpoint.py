@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from gantricks import Trainer, hookimpl
@@ -28,6 +30,18 @@ class Plugin:
 
     @hookimpl(trylast=True)
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
+        if trainer.dist.enabled and (self.config.every or self.config.keep_every):
+            due = [n for n in (self.config.every, self.config.keep_every) if n]
+            if any(step % n == 0 for n in due) and not trainer.parameters_finite():
+                # Only rank 0 saves; stopping here would leave the other ranks waiting in
+                # the next collective. The loss check at the next log step, which every
+                # rank takes together, stops the run; last.pt stays the last good state.
+                warnings.warn(
+                    f"step {step}: parameters are non-finite, checkpoint not saved; the run "
+                    "stops at the next log step",
+                    stacklevel=2,
+                )
+                return
         if self.config.every and step % self.config.every == 0:
             self._save(trainer, "last.pt")
             self.saved_step = step

@@ -105,3 +105,43 @@ def test_real_mnist_from_shared_folder():
     assert data.labels[:5].tolist() == [5, 0, 4, 1, 9]
     test = load_dataset("mnist", SHARED_DATA, train=False, download=False, image_size=32)
     assert test.images.shape == (10_000, 1, 32, 32)
+
+
+def _idx(magic: int, dims: tuple[int, ...], payload: bytes) -> bytes:
+    """An MNIST idx file: magic number, big-endian dimensions, then the bytes."""
+    import struct
+
+    return struct.pack(f">I{len(dims)}I", magic, *dims) + payload
+
+
+def test_mnist_from_gz_files_and_a_corrupt_file_named_as_such(tmp_path):
+    import gzip
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    images = bytes(range(256)) * (5 * 28 * 28 // 256) + bytes(5 * 28 * 28 % 256)
+    for split in ("train", "t10k"):
+        (raw / f"{split}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(_idx(2051, (5, 28, 28), images))
+        )
+        (raw / f"{split}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(_idx(2049, (5,), bytes([3, 1, 4, 1, 5])))
+        )
+    data = load_dataset("mnist", tmp_path, download=False)  # unpacked on first use
+    assert data.images.shape == (5, 1, 28, 28) and data.labels.tolist() == [3, 1, 4, 1, 5]
+    assert (raw / "train-images-idx3-ubyte").is_file()
+    # A file cut short is corrupt, not missing, and no download is tried in its place.
+    (raw / "train-images-idx3-ubyte").write_bytes(_idx(2051, (60000, 28, 28), images))
+    for download in (False, True):
+        with pytest.raises(GantricksError, match="could not be read") as err:
+            load_dataset("mnist", tmp_path, download=download)
+        assert "incomplete or corrupt" in str(err.value) and "not found" not in str(err.value)
+
+
+def test_unreadable_image_in_a_folder_is_named(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(GantricksError, match=r"cannot read image .*bad\.png"):
+        load_dataset("folder", tmp_path, image_size=8)

@@ -178,13 +178,24 @@ def _failing_worker(rank: int, world: int, port: int, out: str, case: str) -> No
     _join(rank, world, port)
     try:
         opts = _options(Path(out), batch=8)
+        plugins = ["no:progress", "no:tensorboard", "no:samples"]
         if case == "eval":
             missing = str(Path(out) / "missing.pth")
             opts["eval"] = {"metrics": ["is"], "inception_weights": missing}
+        elif case == "nonfinite":  # NaN weights from step 2; rank 0 saves every step
+            poison = Path(out) / "poison.py"
+            poison.write_text(
+                "from gantricks import hookimpl\n"
+                "@hookimpl\ndef gantricks_generator_loss(trainer, terms, batch):\n"
+                "    if trainer.step >= 1:\n"
+                "        terms['adv'] = terms['adv'] * float('nan')\n"
+            )
+            plugins += ["no:eval", str(poison)]
+            opts.update(steps=8, log_every=4, checkpoint={"every": 1})
         else:  # MNIST from an empty folder, no download
             opts.update(dataset="mnist", data_dir=str(Path(out) / "empty"), download=False)
         try:
-            trainer, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:samples"])
+            trainer, _ = prepare(opts, plugins=plugins)
             trainer.fit()
         except Exception as e:  # every rank must stop with the reason, none may hang
             (Path(out) / f"rank{rank}.txt").write_text(str(e))
@@ -197,6 +208,8 @@ def _failing_worker(rank: int, world: int, port: int, out: str, case: str) -> No
     [
         ("eval", "rank 0 could not set up evaluation", "missing.pth"),
         ("data", "rank 0 could not load the dataset", "train-images-idx3-ubyte"),
+        # Only rank 0 saves checkpoints; it must not stop alone when the weights go NaN.
+        ("nonfinite", "before step 4", "became non-finite"),
     ],
 )
 def test_a_failure_on_rank_0_stops_every_rank(tmp_path, case, rank1_says, reason):
@@ -219,3 +232,30 @@ def test_a_failure_on_rank_0_stops_every_rank(tmp_path, case, rank1_says, reason
     assert reason in (out / "rank0.txt").read_text()
     assert rank1_says in (out / "rank1.txt").read_text()
     assert reason in (out / "rank1.txt").read_text()
+    if case == "nonfinite":  # the last good state is kept, the bad one set apart
+        ckpts = out / "run" / "checkpoints"
+        assert torch.load(ckpts / "last.pt", weights_only=True)["step"] == 1
+        assert (ckpts / "nonfinite.pt").is_file()
+
+
+def test_sync_batchnorm_under_bf16_autocast_keeps_fp32_statistics():
+    """Statistics, counts and running averages in fp32 whatever the autocast dtype: a
+    bf16 count of 4900 is 4896, and bf16 running statistics cannot be lerped into fp32."""
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
+    )
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(100, 3, 7, 7) * 2 + 5
+        plain = torch.nn.BatchNorm2d(3)
+        synced = DistributedBatchNorm2d(3)
+        expected = plain(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = synced(x.bfloat16())
+        assert y.dtype == torch.bfloat16
+        torch.testing.assert_close(y.float(), expected, atol=0.03, rtol=0.01)
+        assert synced.running_mean.dtype == torch.float32
+        torch.testing.assert_close(synced.running_mean, plain.running_mean, atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(synced.running_var, plain.running_var, atol=2e-3, rtol=2e-3)
+    finally:
+        dist.destroy_process_group()
