@@ -142,6 +142,23 @@ def check_unique(combos: list[Combo]) -> None:
                 )
 
 
+def check_combos(spec: BenchSpec) -> None:
+    """Every combo's plugins load and its options validate, before anything trains: a
+    typo found at its combo's turn would cost all the runs before it."""
+    from gantricks.config import validate_core
+    from gantricks.plugin_manager import PluginManager, resolve_specs
+    from gantricks.run import split_options
+
+    check_unique(spec.combos)
+    for combo in spec.combos:
+        core, plugin_opts = split_options({**spec.base, **combo.options})
+        try:
+            validate_core(core)
+            PluginManager().load(resolve_specs([*OFF, *combo.plugins]), plugin_opts)
+        except GantricksError as e:
+            raise GantricksError(f"combo {combo.name!r}: {e}") from None
+
+
 def settings_of(spec: BenchSpec, combo: Combo) -> dict[str, Any]:
     """What a run's result depends on besides its seed, stored in its result.json: a bench
     started again reuses a finished run only if these are the same."""
@@ -256,7 +273,7 @@ def _finished(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
 
 def run_bench(spec: BenchSpec) -> list[dict[str, Any]]:
     """Train and score every (combo, seed), skipping finished ones; write the reports."""
-    check_unique(spec.combos)
+    check_combos(spec)
     spec.out.mkdir(parents=True, exist_ok=True)
     todo, records = [], {}
     for combo in spec.combos:

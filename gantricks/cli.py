@@ -11,6 +11,7 @@ from typing import Any
 from gantricks import __version__, cli_features, cli_latent
 from gantricks.config import DATASETS, load_toml, merge, parse_sets
 from gantricks.errors import GantricksError, TrainingStopped
+from gantricks.plugin_manager import DEFAULT_PLUGINS
 
 # command-line flag -> core option (only flags the user actually gave are applied)
 _TRAIN_FLAGS = {
@@ -60,9 +61,9 @@ def _add_train(sub: Any) -> None:
         action="append",
         metavar="LIST",
         help="comma-separated plugins: names, module paths or ./file.py; "
-        "no:NAME removes a default (progress, tensorboard, checkpoint, samples)",
+        f"no:NAME removes a default ({', '.join(DEFAULT_PLUGINS)})",
     )
-    _add_set(p, "set an option: steps=2000, minibatch.kernels=50")
+    _add_set(p, "set an option: steps=2000, or minibatch.kernels=50 with --plugins minibatch")
     p.add_argument("--config", metavar="TOML", help="TOML file of options")
     p.add_argument(
         "--resume",

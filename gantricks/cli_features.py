@@ -57,7 +57,7 @@ def _cs(text: str) -> tuple[float, ...]:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from gantricks.data import NUM_CLASSES, balanced_subset, load_dataset, to_float
+    from gantricks.data import NATIVE_SIZE, NUM_CLASSES, balanced_subset, load_dataset, to_float
     from gantricks.features import conv_features, feature_blocks, linear_svm
     from gantricks.models import build_models
     from gantricks.run import load_models
@@ -67,8 +67,9 @@ def cmd_features(args: argparse.Namespace) -> int:
     feature_blocks(models.discriminator)  # a clear error before any data is loaded
     dataset = args.dataset or config.dataset
     if dataset not in NUM_CLASSES:
+        what = "has no class labels" if dataset in NATIVE_SIZE else "is not a dataset"
         raise GantricksError(
-            f"gantricks features needs a labelled dataset; {dataset!r} has no class labels; "
+            f"gantricks features needs a labelled dataset; {dataset!r} {what}; "
             f"allowed: {', '.join(NUM_CLASSES)}"
         )
     data_dir = args.data_dir or config.data_dir

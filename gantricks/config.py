@@ -165,7 +165,9 @@ def describe_validation_error(err: ValidationError, model: type[BaseModel], pref
         loc = ".".join(str(p) for p in e["loc"])
         key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "config"
         if e["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(fields)) or "(this plugin has no options)"
+            # plugin_options is filled in by gantricks (config.json), not given by users
+            allowed = ", ".join(sorted(set(fields) - {"plugin_options"}))
+            allowed = allowed or "(this plugin has no options)"
             parts.append(f"unknown option {key!r}; allowed: {allowed}")
         elif not loc:  # a check across fields: its message names them, not the whole input
             parts.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")

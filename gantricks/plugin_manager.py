@@ -13,6 +13,7 @@ Its one-line description is the first line of its docstring.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -189,11 +190,20 @@ class PluginManager:
             if names.count(name) > 1:
                 raise GantricksError(f"two plugins are named {name!r}: {', '.join(specs)}")
         for key in options:
-            if key not in names:
+            if key in names:
+                continue
+            known = [*names, *(n for n in available() if n not in names)]
+            if key in known:
                 raise GantricksError(
                     f"options were given for plugin {key!r}, which is not enabled; enabled "
                     f"plugins: {', '.join(names)}. Add it with --plugins {key}."
                 )
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise GantricksError(
+                f"options were given for {key!r}, which is neither a core option nor a "
+                f"plugin; plugins: {', '.join(known)}.{hint}"
+            )
         if inherited:
             from gantricks.config import merge
 

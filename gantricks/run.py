@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from gantricks import checkpoint
-from gantricks.config import RunConfig, merge, to_json, validate_core
+from gantricks.config import RunConfig, merge, validate_core
 from gantricks.data import NATIVE_SIZE, load_dataset
 from gantricks.errors import GantricksError
 from gantricks.models import Models, build_models
@@ -114,6 +114,12 @@ def prepare(
         specs = resolve_specs([])
     core["plugins"] = specs
     config = validate_core(core)
+    if ckpt is not None and ckpt["config"].get("dataset", config.dataset) != config.dataset:
+        raise GantricksError(
+            f"checkpoint {ckpt['path']!r} was trained on dataset {ckpt['config']['dataset']!r}; "
+            f"this run asks for {config.dataset!r}. A resumed run keeps its dataset: leave "
+            "--dataset out, or start a new run."
+        )
 
     if not rank.is_main:
         # Logging, samples and checkpoints happen on rank 0 only (evaluation is sharded).
@@ -159,8 +165,8 @@ def prepare(
     if rank.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, pm, data, run_dir)
-    if rank.is_main:
-        (run_dir / "config.json").write_text(to_json(config) + "\n")
+    if rank.is_main and ckpt is None:
+        trainer.write_config()  # a resumed run's, once its checkpoint has loaded (fit)
     return trainer, ckpt
 
 

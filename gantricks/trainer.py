@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from gantricks import checkpoint, distributed
-from gantricks.config import RunConfig
+from gantricks.config import RunConfig, to_json
 from gantricks.data import BatchSampler, ImageData
 from gantricks.errors import GantricksError, PluginError, TrainingStopped
 from gantricks.models import Models, build_models
@@ -299,6 +299,8 @@ class Trainer:
             self.hook.gantricks_train_start(trainer=self)
             if resume is not None:
                 self.load_plugin_state(resume)
+                if self.dist.is_main:  # the run's new settings, now that they are accepted
+                    self.write_config()
             with self._graceful_interrupt():
                 first = True
                 while self.step < self.total_steps and not self._stopping():
@@ -325,6 +327,10 @@ class Trainer:
         finally:
             self.hook.gantricks_train_end(trainer=self, reason=reason)
         return self.last_scalars
+
+    def write_config(self) -> None:
+        """The run's resolved configuration, ``config.json`` in the run folder."""
+        checkpoint.atomic_write_text(self.run_dir / "config.json", to_json(self.config) + "\n")
 
     def _stopping(self) -> bool:
         # Across processes the Ctrl-C flag is agreed on at log steps (see log()), so that

@@ -13,6 +13,7 @@ from gantricks import GantricksError
 from gantricks.bench import (
     TRICKS,
     BenchSpec,
+    Combo,
     ablation_combos,
     load_combo_file,
     parse_combos,
@@ -92,11 +93,27 @@ def test_tiny_bench_writes_every_report_with_correct_statistics(spec):
     assert "loss_g/hist_avg" in (run / "metrics.jsonl").read_text()
 
 
-def test_bench_resumes_and_records_failures(spec):
+def test_bench_checks_every_combo_before_training(spec):
     spec.combos = parse_combos("none; nosuchtrick")
+    with pytest.raises(GantricksError, match="combo 'nosuchtrick': unknown plugin 'nosuchtrick'"):
+        run_bench(spec)
+    spec.combos = [Combo("mb", ["minibatch"], {"minibatch": {"kernals": 5}})]
+    with pytest.raises(GantricksError, match=r"combo 'mb': unknown option 'minibatch.kernals'"):
+        run_bench(spec)
+    assert not (spec.out / "runs").exists()  # nothing trained
+
+
+def test_bench_resumes_and_records_failures(spec, tmp_path):
+    boom = tmp_path / "boom.py"  # loads and validates, then fails in training
+    boom.write_text(
+        "from gantricks import hookimpl\n"
+        "@hookimpl\ndef gantricks_train_start(trainer):\n"
+        "    raise RuntimeError('boom at train start')\n"
+    )
+    spec.combos = parse_combos(f"none; {boom}")
     first = run_bench(spec)
     assert [r["status"] for r in first] == ["ok", "ok", "failed", "failed"]
-    assert "unknown plugin 'nosuchtrick'" in first[2]["error"]
+    assert "boom at train start" in first[2]["error"]
     assert "failed" in (spec.out / "results.md").read_text()
     second = run_bench(spec)
     assert [r.get("skipped", False) for r in second] == [True, True, False, False]

@@ -243,13 +243,18 @@ def test_sampler_state_must_fit_the_data_and_batch():
     assert b.next().shape[0] == 20 and (b.epoch, b.position) == (1, 1)
 
 
-def test_resume_with_another_batch_size_is_a_clear_error(tiny):
+def test_resume_with_another_batch_size_or_dataset_is_a_clear_error(tiny):
     t, _ = prepare({**tiny, "steps": 2}, plugins=QUIET)
     t.fit()
+    config = (t.run_dir / "config.json").read_text()
     r, ckpt = prepare({"steps": 4, "batch_size": 32}, resume=t.run_dir)
     with pytest.raises(GantricksError, match=r"batches of 16; this run asks for 32"):
         r.fit(resume=ckpt)
     assert checkpoint.load(t.run_dir)["step"] == 2  # the checkpoint is untouched
+    assert (t.run_dir / "config.json").read_text() == config  # and so is the config
+    # glyphs and MNIST have the same shape; the dataset is still not the run's.
+    with pytest.raises(GantricksError, match=r"trained on dataset 'glyphs'; this run asks"):
+        prepare({"steps": 4, "dataset": "mnist"}, resume=t.run_dir)
 
 
 def test_resume_may_leave_out_a_plugin_but_not_configure_it(tiny):

@@ -162,3 +162,11 @@ def test_plugin_without_config_rejects_options(tiny, tmp_path):
     path.write_text(textwrap.dedent('"""A plugin without options."""\n'))
     with pytest.raises(GantricksError, match="takes no options"):
         prepare({**tiny, "plain": {"x": 1}}, plugins=[str(path)])
+
+
+def test_options_for_a_misspelt_plugin_suggest_the_name(tiny):
+    with pytest.raises(GantricksError, match=r"neither a core option nor a plugin.*'samples'\?"):
+        prepare({**tiny, "sample": {"every": 10}})
+    with pytest.raises(GantricksError) as err:
+        prepare({**tiny, "minibatch": {"kernals": 5}}, plugins=["minibatch"])
+    assert "minibatch.kernals" in str(err.value) and "plugin_options" not in str(err.value)
