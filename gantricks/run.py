@@ -129,6 +129,7 @@ def prepare(
     pm.load(specs, plugin_opts, inherited=inherited)
     for obj, name in extra_plugins or []:
         pm.register(obj, name)
+    resolve_device(config.device, rank.local_rank)  # a missing GPU fails before any folder
     if config.image_size is None:
         config.image_size = NATIVE_SIZE[config.dataset]
     config.plugin_options = pm.resolved_options()

@@ -89,3 +89,10 @@ def test_plugins_option_may_be_one_comma_separated_string(tiny):
     assert "minibatch" in t.plugins.plugins and "progress" not in t.plugins.plugins
     with pytest.raises(GantricksError, match=r"plugins=3 is invalid: give a list"):
         prepare({**tiny, "plugins": 3})
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
+def test_missing_gpu_is_a_clear_error_before_any_run_folder(tiny, tmp_path):
+    with pytest.raises(GantricksError, match="--device cuda was asked for"):
+        prepare({**tiny, "device": "cuda"})
+    assert not (tmp_path / "runs").exists()
