@@ -232,6 +232,10 @@ def gantricks_train_end(trainer: Trainer, reason: str) -> None:
         stopped mid-step: do not save the state as resumable); ``"nonfinite"`` (a loss
         became NaN or infinite; the models may hold non-finite values); ``"error"``.
 
+    The built-in checkpoint plugin runs first (``tryfirst``): the final ``last.pt`` is on
+    disk before any other plugin's end work, so a failure there cannot cost it; state a
+    plugin changes here is therefore not in that checkpoint.
+
     The return value is ignored. Save, flush and close here.
     """
 
