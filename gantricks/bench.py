@@ -152,9 +152,12 @@ def check_combos(spec: BenchSpec) -> None:
     check_unique(spec.combos)
     for combo in spec.combos:
         core, plugin_opts = split_options({**spec.base, **combo.options})
+        plugin_opts["eval"] = _eval_options(spec)
         try:
-            validate_core(core)
-            PluginManager().load(resolve_specs([*OFF, *combo.plugins]), plugin_opts)
+            config = validate_core(core)
+            pm = PluginManager()
+            pm.load(resolve_specs([*OFF, *combo.plugins]), plugin_opts)
+            pm.hook.gantricks_configure(config=config)  # checks across options, e.g. metrics
         except GantricksError as e:
             raise GantricksError(f"combo {combo.name!r}: {e}") from None
 
@@ -174,6 +177,18 @@ def settings_of(spec: BenchSpec, combo: Combo) -> dict[str, Any]:
     return json.loads(json.dumps(settings, default=str))  # as it reads back from JSON
 
 
+def _eval_options(spec: BenchSpec) -> dict[str, Any]:
+    """The eval plugin's options for every run: scored at the end and, for the curves,
+    every ``eval_every`` steps (default: a fifth of the run)."""
+    steps = int(spec.base.get("steps") or 0)
+    return {
+        "metrics": spec.metrics,
+        "num_samples": spec.num_samples,
+        "every": spec.eval_every or (max(steps // 5, 1) if steps else 0),
+        "inception_weights": spec.inception_weights,
+    }
+
+
 def _run_one(spec: BenchSpec, combo: Combo, seed: int) -> dict[str, Any]:
     """Train and score one (combo, seed); never raises: failures are results too."""
     from gantricks.run import prepare
@@ -189,13 +204,7 @@ def _run_one(spec: BenchSpec, combo: Combo, seed: int) -> dict[str, Any]:
         "settings": settings_of(spec, combo),
     }
     try:
-        steps = int(spec.base.get("steps") or 0)
-        eval_opts = {
-            "metrics": spec.metrics,
-            "num_samples": spec.num_samples,
-            "every": spec.eval_every or (max(steps // 5, 1) if steps else 0),
-            "inception_weights": spec.inception_weights,
-        }
+        eval_opts = _eval_options(spec)
         opts = {
             **spec.base,
             **combo.options,
@@ -257,12 +266,12 @@ def _finished(run_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     if record.get("status") != "ok":
         return None
     saved = record.get("settings")
+    if saved is None:  # written before results recorded their settings
+        print(f"bench: {run_dir.name}: settings not recorded (an older bench); reused", flush=True)
+        return record
     if saved != settings:
-        changed = (
-            "unrecorded (an older bench)"
-            if saved is None
-            else ", ".join(k for k in settings if saved.get(k) != settings[k])
-        )
+        keys = sorted({*saved, *settings})
+        changed = ", ".join(k for k in keys if saved.get(k) != settings.get(k))
         raise GantricksError(
             f"{run_dir} holds a finished run made with other settings (differing: "
             f"{changed}); its scores are not this command's. Use another --out, or delete "

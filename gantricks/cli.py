@@ -137,7 +137,9 @@ def train_plugins(args: argparse.Namespace, options: dict[str, Any]) -> list[str
     plugins = _split_plugins(args.plugins)
     if not getattr(args, "semi_supervised", False) or args.resume:
         return plugins
-    plugins = list(plugins if plugins is not None else options.get("plugins") or [])
+    from gantricks.run import plugin_list
+
+    plugins = plugin_list(plugins if plugins is not None else options.get("plugins") or [])
     return plugins + [p for p in ("semi_supervised", "feature_matching") if p not in plugins]
 
 

@@ -82,6 +82,7 @@ def _unpack_gz(folder: Path) -> None:
     unpacked MNIST files unless it downloads them itself."""
     import gzip
     import shutil
+    import zlib
 
     from gantricks.checkpoint import atomic_write
 
@@ -94,7 +95,7 @@ def _unpack_gz(folder: Path) -> None:
         try:
             with gzip.open(gz, "rb") as src:
                 atomic_write(target, lambda f, src=src: shutil.copyfileobj(src, f))
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise GantricksError(
                 f"could not unpack {str(gz)!r} to {str(target)!r} ({type(e).__name__}: {e}); "
                 f"unpack it yourself (gunzip -k {gz.name}) or check the file"
@@ -121,6 +122,8 @@ def _torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[An
         _unpack_gz(root / _EXPECTED_FILES[name][0])
     try:
         ds = make(False)
+    except (PermissionError, ImportError) as e:  # neither missing nor corrupt: say what
+        raise GantricksError(f"dataset {name!r} under {str(root)!r}: {e}") from None
     except Exception as not_found:  # torchvision raises RuntimeError or FileNotFoundError
         if not isinstance(not_found, FileNotFoundError) and "not found" not in str(not_found):
             # The files are there but do not read (cut short, another format): downloading

@@ -180,8 +180,9 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
         if not self.training or _local_only or not dist.is_initialized():
             return super().forward(x)
         c = x.shape[1]
-        xf = x.float()  # statistics in fp32 under bf16 autocast: sums and counts stay exact
-        count = torch.full((1,), x.numel() / c, dtype=torch.float32, device=x.device)
+        # Statistics in fp32 under bf16 autocast (fp64 kept): sums and counts stay exact.
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        count = torch.full((1,), x.numel() / c, dtype=xf.dtype, device=x.device)
         packed = torch.cat([xf.sum(dim=(0, 2, 3)), xf.square().sum(dim=(0, 2, 3)), count])
         packed = _AllReduceSum.apply(packed)
         total = packed[-1]

@@ -54,7 +54,7 @@ def _new_run_dir(config: RunConfig) -> Path:
     return path
 
 
-def _plugin_list(requested: Any) -> list[str]:
+def plugin_list(requested: Any) -> list[str]:
     """The ``plugins`` option as a list; a string (``plugins = "minibatch,label_smooth"``
     in a TOML file or ``--set``) is split at commas as ``--plugins`` is."""
     if isinstance(requested, str):
@@ -107,7 +107,7 @@ def prepare(
     core = merge(base_core, core)
     requested = plugins if plugins is not None else options.get("plugins")
     if requested is not None:
-        specs = resolve_specs(_plugin_list(requested))
+        specs = resolve_specs(plugin_list(requested))
     elif ckpt is not None:
         specs = list(base.get("plugins", []))  # saved already resolved (defaults, no:NAME)
     else:

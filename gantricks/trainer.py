@@ -689,7 +689,12 @@ class Trainer:
         for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
             for group in opt.param_groups:
                 group.update(_adam_settings(self.config, lr, self._graph_wanted))
-        self.sampler.load_state_dict(ckpt["sampler"], "the training images")
+        sampler_state = dict(ckpt["sampler"])
+        if "global_batch" not in sampler_state:  # older checkpoints: from their config
+            saved_batch = ckpt.get("config", {}).get("batch_size")
+            if saved_batch is not None:
+                sampler_state["global_batch"] = int(saved_batch) * self.dist.world_size
+        self.sampler.load_state_dict(sampler_state, "the training images")
         # A run switched to generator_batch=fresh on resume starts its second shuffle anew.
         if self.gen_sampler is not None and ckpt.get("gen_sampler") is not None:
             self.gen_sampler.load_state_dict(ckpt["gen_sampler"], "the generator's real batches")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,6 +120,14 @@ class Plugin:
         if self.best_value is None or (
             value > self.best_value if higher else value < self.best_value
         ):
+            if not math.isfinite(value) or not trainer.parameters_finite():
+                # Not a best: the weights went bad. The loss check at the next log step
+                # stops the run on every rank; raising here would stop rank 0 alone.
+                warnings.warn(
+                    f"step {trainer.step}: non-finite weights or score, best.pt not saved",
+                    stacklevel=2,
+                )
+                return
             self.best_value = value
             trainer.save_checkpoint(trainer.run_dir / "checkpoints" / "best.pt")
 

@@ -34,7 +34,8 @@ class VirtualBatchNorm2d(nn.Module):
         n, new = self.ref_size, 1.0 / (self.ref_size + 1.0)
         # Statistics in fp32 and centred: E[h²] − μ² in bf16 (autocast) cancels to noise or
         # below zero once |μ| is a few times σ, and the square root then gives NaN.
-        ref, rest = x[:n].float(), x[n:].float()
+        wide = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 up, fp64 kept
+        ref, rest = x[:n].to(wide), x[n:].to(wide)
         dims = (0, 2, 3)
         ref_mean = ref.mean(dim=dims, keepdim=True)
         ref_var = ref.var(dim=dims, keepdim=True, correction=0)

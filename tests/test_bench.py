@@ -100,6 +100,9 @@ def test_bench_checks_every_combo_before_training(spec):
     spec.combos = [Combo("mb", ["minibatch"], {"minibatch": {"kernals": 5}})]
     with pytest.raises(GantricksError, match=r"combo 'mb': unknown option 'minibatch.kernals'"):
         run_bench(spec)
+    spec.combos, spec.metrics = parse_combos("none"), ["fdi"]
+    with pytest.raises(GantricksError, match=r"combo 'none': eval.metrics has unknown metric"):
+        run_bench(spec)
     assert not (spec.out / "runs").exists()  # nothing trained
 
 

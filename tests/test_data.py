@@ -130,6 +130,13 @@ def test_mnist_from_gz_files_and_a_corrupt_file_named_as_such(tmp_path):
     data = load_dataset("mnist", tmp_path, download=False)  # unpacked on first use
     assert data.images.shape == (5, 1, 28, 28) and data.labels.tolist() == [3, 1, 4, 1, 5]
     assert (raw / "train-images-idx3-ubyte").is_file()
+    # A damaged archive is named, not a raw zlib error.
+    (raw / "t10k-images-idx3-ubyte").unlink()
+    packed = (raw / "t10k-images-idx3-ubyte.gz").read_bytes()
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(packed[:20] + b"\xff" * 64 + packed[84:])
+    with pytest.raises(GantricksError, match=r"could not unpack .*t10k-images-idx3-ubyte\.gz"):
+        load_dataset("mnist", tmp_path, download=False)
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(packed)
     # A file cut short is corrupt, not missing, and no download is tried in its place.
     (raw / "train-images-idx3-ubyte").write_bytes(_idx(2051, (60000, 28, 28), images))
     for download in (False, True):

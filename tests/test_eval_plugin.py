@@ -88,3 +88,29 @@ def test_eval_plugin_on_stacked_mnist_keeps_best_by_modes(tiny, cache):
     rows = [json.loads(x) for x in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert 1 <= rows[-1]["eval/modes_covered"] <= 20
     assert (t.run_dir / "checkpoints" / "best.pt").is_file()
+
+
+def test_non_finite_weights_are_never_saved_as_best(tiny, cache, tmp_path):
+    """Only rank 0 scores and saves best.pt; weights gone NaN must not stop it there alone:
+    best.pt is skipped and the loss check at the log step (taken by every rank) stops."""
+    from gantricks import TrainingStopped
+
+    torch.manual_seed(0)
+    info = {"dataset": "glyphs", "test_accuracy": 0.99}
+    save_classifier(DigitClassifier().eval(), classifier_path("glyphs"), info)
+    poison = tmp_path / "poison.py"
+    poison.write_text(
+        "from gantricks import hookimpl\n"
+        "@hookimpl\ndef gantricks_generator_loss(trainer, terms, batch):\n"
+        "    terms['adv'] = terms['adv'] * float('nan')\n"  # G is NaN from step 1
+    )
+    quiet = [p for p in QUIET if p != "no:eval"]
+    opts = {**tiny, "steps": 8, "log_every": 4, "eval": {"every": 1, "num_samples": 20}}
+    t, _ = prepare(opts, plugins=[*quiet, str(poison)])
+    with (
+        pytest.warns(UserWarning, match="best.pt not saved"),
+        pytest.raises(TrainingStopped, match="in the 4 steps before step 4"),
+    ):
+        t.fit()
+    assert not (t.run_dir / "checkpoints" / "best.pt").exists()
+    assert (t.run_dir / "checkpoints" / "nonfinite.pt").is_file()

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from gantricks import GantricksError, checkpoint, hookimpl
 from gantricks.cli import build_parser, train_options, train_plugins
-from gantricks.data import balanced_subset
+from gantricks.data import balanced_subset, to_float
 from gantricks.run import prepare
 from gantricks_plugins.semi_supervised import (
     GaussianNoise,
@@ -354,6 +354,13 @@ def test_cli_flags_add_the_plugins_and_presets():
         "semi_supervised",
         "feature_matching",
     ]
+    # ... also when the file gives it as one comma-separated string.
+    assert train_plugins(args, {"plugins": "minibatch,label_smooth"}) == [
+        "minibatch",
+        "label_smooth",
+        "semi_supervised",
+        "feature_matching",
+    ]
     # Resuming: no presets over the saved settings, and the checkpoint's plugins stay.
     resumed = parser.parse_args(["train", "--semi-supervised", "--resume", "runs/x"])
     assert "lr_d" not in train_options(resumed) and train_plugins(resumed, {}) is None
@@ -451,3 +458,50 @@ def test_batch_norm_is_tested_with_statistics_of_real_images():
     assert net.training and bn.momentum == 0.1
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_confusion_uses_batch_norm_statistics_of_the_first_training_images():
+    class BND(torch.nn.Module):
+        """Classifies by the first three pixels after batch norm (no affine)."""
+
+        def __init__(self):
+            super().__init__()
+            self.bn = torch.nn.BatchNorm1d(3, affine=False)
+
+        def classify(self, x):
+            return self.bn(x.flatten(1)[:, :3])
+
+        def forward(self, x):
+            return self.classify(x), None
+
+    torch.manual_seed(0)
+    train = torch.randint(0, 256, (300, 1, 2, 2), dtype=torch.uint8)
+    train[:, 0, 0, 0] = torch.randint(150, 256, (300,), dtype=torch.uint8)  # pixel 0 bright
+    plugin = Plugin(Plugin.Config(bn_examples=200))
+    plugin.num_classes = 3
+    plugin.test_images = torch.randint(0, 256, (50, 1, 2, 2), dtype=torch.uint8)
+    plugin.test_labels = torch.randint(0, 3, (50,))
+    d = BND()
+    with torch.no_grad():
+        d.bn.running_mean.fill_(5.0)  # skewed, as if by generated images
+    d.train()
+
+    class T:
+        discriminator = d
+        device = torch.device("cpu")
+        data = type("Data", (), {"images": train, "__len__": lambda self: len(train)})()
+
+        @staticmethod
+        def autocast():
+            return torch.autocast("cpu", enabled=False)
+
+    confusion = plugin.test_confusion(T())
+    # By hand: the first 200 training images in two batches of 100, each counted equally.
+    h = to_float(train[:200]).flatten(1)[:, :3]
+    mean = h.mean(0)
+    var = (h[:100].var(0) + h[100:].var(0)) / 2
+    x = to_float(plugin.test_images).flatten(1)[:, :3]
+    pred = ((x - mean) / (var + d.bn.eps).sqrt()).argmax(1)
+    expected = torch.bincount(plugin.test_labels * 3 + pred, minlength=9).view(3, 3)
+    assert torch.equal(confusion, expected)
+    assert d.training and torch.equal(d.bn.running_mean, torch.full((3,), 5.0))  # restored
