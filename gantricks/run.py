@@ -126,7 +126,15 @@ def prepare(
         specs = [s for s in specs if s not in MAIN_RANK_PLUGINS]
         plugin_opts = {k: v for k, v in plugin_opts.items() if k not in MAIN_RANK_PLUGINS}
     pm = PluginManager()
-    pm.load(specs, plugin_opts, inherited=inherited)
+    try:
+        pm.load(specs, plugin_opts, inherited=inherited)
+    except GantricksError as e:
+        if ckpt is None or requested is None:
+            raise
+        saved = ",".join(base.get("plugins", []))
+        raise GantricksError(
+            f"{e} With --resume, --plugins gives the whole list again; the checkpoint's is {saved}."
+        ) from None
     for obj, name in extra_plugins or []:
         pm.register(obj, name)
     resolve_device(config.device, rank.local_rank)  # a missing GPU fails before any folder

@@ -265,12 +265,13 @@ def test_resume_may_leave_out_a_plugin_but_not_configure_it(tiny):
     assert "samples" not in r.plugins.plugins
     r.fit(resume=ckpt)
     assert r.step == 3
-    with pytest.raises(GantricksError, match="options were given for plugin 'samples'"):
+    with pytest.raises(GantricksError, match="options were given for plugin 'samples'") as err:
         prepare(
             {"steps": 3, "samples": {"every": 2}},
             plugins=[*plugins, "no:samples"],
             resume=t.run_dir,
         )
+    assert "the checkpoint's is checkpoint." in str(err.value)  # as the resumed run saved it
 
 
 def test_resume_extends_a_run_in_the_other_unit(tiny):
