@@ -18,9 +18,9 @@ class VirtualBatchNorm2d(nn.Module):
     batch's activations. The reference rows are normalised with the reference statistics
     (μ_ref, E_ref[h²]) over (batch, height, width); each other example i with
     μ_i = (1/(N+1)) mean_i + (N/(N+1)) μ_ref (and the same for the mean of squares, so
-    σ_i² = E_i[h²] − μ_i², computed centred), where mean_i is its own per-channel mean
-    over height and width. Gradients flow through the
-    reference statistics. No running statistics: training and sampling behave the same.
+    σ_i² = E_i[h²] − μ_i², in fp32 at least), where mean_i is its own per-channel mean
+    over height and width. Gradients flow through the reference statistics. No running
+    statistics: training and sampling behave the same.
     """
 
     def __init__(self, num_features: int, ref_size: int, eps: float = 1e-5) -> None:
@@ -32,27 +32,23 @@ class VirtualBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, new = self.ref_size, 1.0 / (self.ref_size + 1.0)
-        # Statistics in fp32 and centred: E[h²] − μ² in bf16 (autocast) cancels to noise or
-        # below zero once |μ| is a few times σ, and the square root then gives NaN.
-        wide = torch.promote_types(x.dtype, torch.float32)  # bf16/fp16 up, fp64 kept
-        ref, rest = x[:n].to(wide), x[n:].to(wide)
-        dims = (0, 2, 3)
-        ref_mean = ref.mean(dim=dims, keepdim=True)
-        ref_var = ref.var(dim=dims, keepdim=True, correction=0)
-        own_mean = rest.mean(dim=(2, 3), keepdim=True)
-        own_var = rest.var(dim=(2, 3), keepdim=True, correction=0)
-        mean = new * own_mean + (1.0 - new) * ref_mean
-        # The variance of the mixture {reference ∪ example} about its mean μ_i: each part's
-        # own variance plus the square of its mean's distance from μ_i, weighted as above.
-        var = new * (own_var + (own_mean - mean).square()) + (1.0 - new) * (
-            ref_var + (ref_mean - mean).square()
-        )
-        out = torch.cat([self._normalise(ref, ref_mean, ref_var), self._normalise(rest, mean, var)])
-        return out.to(x.dtype)
-
-    def _normalise(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        std = torch.sqrt(var + self.eps)
-        return (x - mean) / std * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        # Statistics in fp32 (fp64 kept): in bf16 (autocast) E[h²] − μ² cancels to noise or
+        # below zero once |μ| is a few times σ, and the square root gives NaN. In fp32 the
+        # same formula holds to |μ|/σ of several hundred, and the clamp guards the rest.
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))
+        ref, rest = wide[:n], wide[n:]
+        ref_mean = ref.mean(dim=(0, 2, 3), keepdim=True)
+        ref_sq = ref.square().mean(dim=(0, 2, 3), keepdim=True)
+        mean = new * rest.mean(dim=(2, 3), keepdim=True) + (1.0 - new) * ref_mean
+        sq = new * rest.square().mean(dim=(2, 3), keepdim=True) + (1.0 - new) * ref_sq
+        # One (N, C, 1, 1) scale and shift per row, reference rows first, then one pass over
+        # x: y = x·(γ/σ) + (β − μ·γ/σ).
+        ref_var = (ref_sq - ref_mean.square()).expand(n, -1, -1, -1)
+        var = torch.cat([ref_var, sq - mean.square()])
+        mean = torch.cat([ref_mean.expand(n, -1, -1, -1), mean])
+        scale = torch.rsqrt(var.clamp_min(0) + self.eps) * self.weight.view(1, -1, 1, 1)
+        shift = self.bias.view(1, -1, 1, 1) - mean * scale
+        return (wide * scale + shift).to(x.dtype)
 
 
 class WithReference(nn.Module):
