@@ -161,8 +161,9 @@ def _as_list(batch: list[Any]) -> list[Any]:
     return batch
 
 
-def _load_images_from_files(ds: Any, size: int, desc: str) -> torch.Tensor:
-    """Decode a file-backed dataset once, centre-cropped and resized to ``size``."""
+def _load_images_from_files(ds: Any, size: int, desc: str, channels: int = 3) -> torch.Tensor:
+    """Decode a file-backed dataset once, centre-cropped and resized to ``size``, as
+    ``channels`` (3: RGB; 1: grayscale, for folders of grayscale images)."""
     from torch.utils.data import DataLoader
     from torchvision import transforms
     from tqdm import tqdm
@@ -172,7 +173,7 @@ def _load_images_from_files(ds: Any, size: int, desc: str) -> torch.Tensor:
     )
     ds.transform = tf
     loader = DataLoader(ds, batch_size=256, num_workers=2, collate_fn=_as_list)
-    out = torch.empty(len(ds), 3, size, size, dtype=torch.uint8)
+    out = torch.empty(len(ds), channels, size, size, dtype=torch.uint8)
     i = 0
     for batch in tqdm(loader, desc=desc, unit="batch"):
         broken = [why for img, why in batch if img is None]
@@ -182,7 +183,7 @@ def _load_images_from_files(ds: Any, size: int, desc: str) -> torch.Tensor:
                 + (f" (and {len(broken) - 1} more in this batch)" if len(broken) > 1 else "")
                 + "; remove or replace it"
             )
-        imgs = torch.stack([img.expand(3, -1, -1) for img, _ in batch])
+        imgs = torch.stack([img.expand(channels, -1, -1) for img, _ in batch])
         out[i : i + len(batch)] = imgs
         i += len(batch)
     return out
@@ -194,6 +195,7 @@ class _ImageFiles:
     def __init__(self, root: Path) -> None:
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_EXTS)
         self.transform: Any = None
+        self.mode = "RGB"
 
     def __len__(self) -> int:
         return len(self.files)
@@ -205,7 +207,7 @@ class _ImageFiles:
 
         try:
             with Image.open(self.files[i]) as img:
-                return self.transform(img.convert("RGB")), 0
+                return self.transform(img.convert(self.mode)), 0
         except Exception as e:  # PIL raises many types for a bad file
             return None, f"{self.files[i]}: {type(e).__name__}: {e}"
 
@@ -223,7 +225,21 @@ def _folder(root: Path, size: int) -> torch.Tensor:
         raise GantricksError(
             f"no images ({', '.join(_IMAGE_EXTS)}) found under {str(root)!r} (searched recursively)"
         )
-    return _load_images_from_files(ds, size, f"decoding {root}")
+    # A folder of grayscale images (MNIST-like) stays one channel; any colour image makes
+    # the whole folder RGB. Only the headers are read here.
+    ds.mode = "L" if all(_is_gray(p) for p in ds.files) else "RGB"
+    channels = 1 if ds.mode == "L" else 3
+    return _load_images_from_files(ds, size, f"decoding {root}", channels)
+
+
+def _is_gray(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.mode in ("1", "L", "LA", "I", "I;16", "F")
+    except Exception:  # unreadable: decoding reports it with the file's name
+        return True
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:

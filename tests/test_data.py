@@ -91,6 +91,14 @@ def test_folder_dataset(tmp_path):
         Image.new("RGB", (40, 30), (i * 80, 0, 0)).save(tmp_path / f"{i}.png")
     data = load_dataset("folder", tmp_path, image_size=16)
     assert data.images.shape == (3, 3, 16, 16) and data.labels is None
+    # A folder of grayscale images stays one channel, with the pixel values kept.
+    gray = tmp_path / "gray"
+    gray.mkdir()
+    for i in range(2):
+        Image.new("L", (16, 16), 40 * (i + 1)).save(gray / f"{i}.png")
+    data = load_dataset("folder", gray, image_size=16)
+    assert data.images.shape == (2, 1, 16, 16)
+    assert data.images[:, 0, 0, 0].tolist() == [40, 80]
     with pytest.raises(GantricksError, match="is not a folder"):
         load_dataset("folder", tmp_path / "does_not_exist")
     (tmp_path / "empty").mkdir()
