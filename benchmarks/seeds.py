@@ -10,6 +10,9 @@ is measured on the D it stopped with. A summary of all seeds is printed and, wit
         --semi-supervised --labels-per-class 10 --dataset mnist --data-dir DATA \\
         --epochs 300 --device cuda --name ssl100 --set cuda_graph=true
 
+``--resume RUN…`` continues run folders instead (runs stopped by ``--seconds``, say),
+stopped and summarised the same way.
+
 Runs share the machine: on a GPU they take turns (one CUDA context each), on a CPU they
 share its cores, so the seconds are shared too.
 """
@@ -47,6 +50,15 @@ def run_folder(train_args: list[str], seed: int) -> tuple[list[str], Path]:
     return [*train_args, "--seed", str(seed), "--name", name, "--out-dir", out_dir], folder
 
 
+def resumed(folder: Path, train_args: list[str]) -> tuple[int, list[str], Path]:
+    """A run folder to continue: its seed (from config.json), arguments and folder."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise SystemExit(f"seeds.py: {folder} holds no run (no config.json)")
+    seed = int(json.loads(config.read_text())["seed"])
+    return seed, ["--resume", str(folder), *train_args], folder
+
+
 def summary_row(seed: int, run_dir: Path, exit_code: int, seconds: float) -> dict[str, Any]:
     row: dict[str, Any] = {"seed": seed, "run": str(run_dir), "exit_code": exit_code}
     metrics = run_dir / "metrics.jsonl"
@@ -69,7 +81,16 @@ def summary_row(seed: int, run_dir: Path, exit_code: int, seconds: float) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seeds", type=int, nargs="+", help="start one run per seed")
+    which.add_argument(
+        "--resume",
+        type=Path,
+        nargs="+",
+        metavar="RUN",
+        help="continue these run folders instead (gantricks train --resume RUN, plus any "
+        "train options after --), e.g. runs stopped by --seconds",
+    )
     p.add_argument(
         "--seconds",
         type=float,
@@ -79,28 +100,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then gantricks train options")
     args = p.parse_args(argv)
     train_args = [a for a in args.train_args if a != "--"]
-    runs = {seed: run_folder(train_args, seed) for seed in args.seeds}
+    if args.resume:
+        runs = [resumed(folder, train_args) for folder in args.resume]
+    else:
+        runs = [(seed, *run_folder(train_args, seed)) for seed in args.seeds]
 
     start = time.perf_counter()
-    procs = {
-        seed: subprocess.Popen([sys.executable, "-m", "gantricks", "train", *targs])
-        for seed, (targs, _) in runs.items()
-    }
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "gantricks", "train", *targs])
+        for _, targs, _ in runs
+    ]
     deadline = None if args.seconds is None else start + args.seconds
     try:
-        while any(proc.poll() is None for proc in procs.values()):
+        while any(proc.poll() is None for proc in procs):
             if deadline is not None and time.perf_counter() > deadline:
-                for proc in procs.values():
+                for proc in procs:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGINT)
                 deadline = None
             time.sleep(0.5)
     except KeyboardInterrupt:  # the runs got the same Ctrl-C: wait for their checkpoints
-        for proc in procs.values():
+        for proc in procs:
             proc.wait()
     seconds = time.perf_counter() - start
 
-    rows = [summary_row(s, runs[s][1], procs[s].returncode, seconds) for s in args.seeds]
+    rows = [
+        summary_row(seed, folder, proc.returncode, seconds)
+        for (seed, _, folder), proc in zip(runs, procs, strict=True)
+    ]
     for row in rows:
         errs = (
             f"  test errors {row['test_errors']} (current D {row['test_errors_current_d']}, "

@@ -395,6 +395,19 @@ def test_seeds_script_runs_each_seed_and_summarises(tmp_path):
         ssl = json.loads((tmp_path / "runs" / f"ssl-seed{r['seed']}" / "ssl.json").read_text())
         assert r["test_errors"] == ssl["test_errors"] and ssl["step"] == 4
     assert "test errors over seeds" in out.stdout
+    # --resume continues the same folders (seed read from each), stopped and summarised alike.
+    folders = [str(tmp_path / "runs" / f"ssl-seed{s}") for s in (1, 0)]
+    resume = ["--resume", *folders, "--summary", str(summary), "--", "--steps", "6"]
+    out = subprocess.run(
+        [sys.executable, str(script), *resume],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(summary.read_text())["runs"]
+    assert [(r["seed"], r["exit_code"], r["step"]) for r in rows] == [(1, 0, 6), (0, 0, 6)]
+    assert [r["run"] for r in rows] == folders
 
 
 def test_ssl_table_reads_histories_by_epoch(tmp_path):
