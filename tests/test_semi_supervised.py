@@ -129,19 +129,26 @@ def test_confusion_matrix_and_per_class_errors():
     plugin.test_images = images
     plugin.test_labels = torch.tensor([0, 1, 1, 0, 2, 2])
 
-    class T:
-        discriminator = Fixed()
-        device = torch.device("cpu")
-        data = type("Data", (), {"images": images, "__len__": lambda self: len(images)})()
-
-        @staticmethod
-        def autocast():
-            return torch.autocast("cpu", enabled=False)
-
-    confusion = plugin.test_confusion(T())
+    trainer = _StandIn(Fixed(), images)
+    confusion = plugin.test_confusion(trainer)
     # rows true, columns predicted: 0→0, 1→1, 1→0, 0→1, 2→1, 2→0
     assert confusion.tolist() == [[1, 1, 0], [1, 1, 0], [1, 1, 0]]
-    assert plugin.test_errors(T()) == 4
+    assert plugin.test_errors(trainer) == 4
+
+
+class _StandIn:
+    """What test_confusion reads of a trainer: D, the device, training images, autocast."""
+
+    def __init__(self, discriminator, train_images):
+        self.discriminator = discriminator
+        self.device = torch.device("cpu")
+        self.data = type(
+            "Data", (), {"images": train_images, "__len__": lambda _: len(train_images)}
+        )()
+
+    @staticmethod
+    def autocast():
+        return torch.autocast("cpu", enabled=False)
 
 
 @pytest.fixture
@@ -382,14 +389,19 @@ def test_seeds_script_runs_each_seed_and_summarises(tmp_path):
         "--set", "ngf=8", "ndf=8", "nz=16", "semi_supervised.model=dcgan",
         "semi_supervised.eval_every=2",
     ]  # fmt: skip
-    out = subprocess.run(
-        [sys.executable, str(script), "--seeds", "0", "1", "--summary", str(summary), "--", *train],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    rows = json.loads(summary.read_text())["runs"]
+
+    def seeds_py(*args):
+        """Run the script; return its output and the summary's rows."""
+        out = subprocess.run(
+            [sys.executable, str(script), "--summary", str(summary), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        return out, json.loads(summary.read_text())["runs"]
+
+    out, rows = seeds_py("--seeds", "0", "1", "--", *train)
     assert [(r["seed"], r["exit_code"], r["step"]) for r in rows] == [(0, 0, 4), (1, 0, 4)]
     for r in rows:
         ssl = json.loads((tmp_path / "runs" / f"ssl-seed{r['seed']}" / "ssl.json").read_text())
@@ -397,15 +409,7 @@ def test_seeds_script_runs_each_seed_and_summarises(tmp_path):
     assert "test errors over seeds" in out.stdout
     # --resume continues the same folders (seed read from each), stopped and summarised alike.
     folders = [str(tmp_path / "runs" / f"ssl-seed{s}") for s in (1, 0)]
-    resume = ["--resume", *folders, "--summary", str(summary), "--", "--steps", "6"]
-    out = subprocess.run(
-        [sys.executable, str(script), *resume],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    rows = json.loads(summary.read_text())["runs"]
+    out, rows = seeds_py("--resume", *folders, "--", "--steps", "6")
     assert [(r["seed"], r["exit_code"], r["step"]) for r in rows] == [(1, 0, 6), (0, 0, 6)]
     assert [r["run"] for r in rows] == folders
 
@@ -499,16 +503,7 @@ def test_confusion_uses_batch_norm_statistics_of_the_first_training_images():
         d.bn.running_mean.fill_(5.0)  # skewed, as if by generated images
     d.train()
 
-    class T:
-        discriminator = d
-        device = torch.device("cpu")
-        data = type("Data", (), {"images": train, "__len__": lambda self: len(train)})()
-
-        @staticmethod
-        def autocast():
-            return torch.autocast("cpu", enabled=False)
-
-    confusion = plugin.test_confusion(T())
+    confusion = plugin.test_confusion(_StandIn(d, train))
     # By hand: the first 200 training images in two batches of 100, each counted equally.
     h = to_float(train[:200]).flatten(1)[:, :3]
     mean = h.mean(0)
