@@ -11,7 +11,7 @@ from typing import Any
 from gantricks import __version__, cli_features, cli_latent
 from gantricks.config import DATASETS, load_toml, merge, parse_sets
 from gantricks.errors import GantricksError, TrainingStopped
-from gantricks.plugin_manager import DEFAULT_PLUGINS
+from gantricks.plugin_manager import DEFAULT_PLUGINS, plugin_list
 
 # command-line flag -> core option (only flags the user actually gave are applied)
 _TRAIN_FLAGS = {
@@ -35,12 +35,6 @@ SEMI_SUPERVISED_PRESET: dict[str, Any] = {
     "adam_eps": 1e-4,
     "feature_matching": {"norm": "mse"},
 }
-
-
-def _split_plugins(values: list[str] | None) -> list[str] | None:
-    if values is None:
-        return None
-    return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
 def _add_set(p: argparse.ArgumentParser, help: str) -> None:
@@ -134,11 +128,9 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
 def train_plugins(args: argparse.Namespace, options: dict[str, Any]) -> list[str] | None:
     """--plugins (else the config file's list), plus what --semi-supervised brings. A resumed
     run keeps its checkpoint's plugins unless --plugins is given."""
-    plugins = _split_plugins(args.plugins)
+    plugins = None if args.plugins is None else plugin_list(args.plugins)
     if not getattr(args, "semi_supervised", False) or args.resume:
         return plugins
-    from gantricks.run import plugin_list
-
     plugins = plugin_list(plugins if plugins is not None else options.get("plugins") or [])
     return plugins + [p for p in ("semi_supervised", "feature_matching") if p not in plugins]
 

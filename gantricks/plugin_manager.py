@@ -73,6 +73,19 @@ def _first_line(obj: Any) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else "(no description)"
 
 
+def plugin_list(requested: Any) -> list[str]:
+    """Plugin specs from ``--plugins`` values or the ``plugins`` option: one string or a
+    list of strings, each split at commas (``"minibatch,label_smooth"``)."""
+    if isinstance(requested, str):
+        requested = [requested]
+    if isinstance(requested, (list, tuple)) and all(isinstance(s, str) for s in requested):
+        return [p.strip() for v in requested for p in v.split(",") if p.strip()]
+    raise GantricksError(
+        f"plugins={requested!r} is invalid: give a list of plugin names "
+        '(plugins = ["minibatch", "label_smooth"]) or one comma-separated string'
+    )
+
+
 def resolve_specs(requested: list[str], defaults: tuple[str, ...] = DEFAULT_PLUGINS) -> list[str]:
     """Defaults plus requested plugins, minus ``no:NAME`` entries, in a stable order."""
     specs = [s.strip() for s in requested if s.strip()]

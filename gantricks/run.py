@@ -18,7 +18,7 @@ from gantricks.config import RunConfig, merge, validate_core
 from gantricks.data import NATIVE_SIZE, load_dataset
 from gantricks.errors import GantricksError
 from gantricks.models import Models, build_models
-from gantricks.plugin_manager import MAIN_RANK_PLUGINS, PluginManager, resolve_specs
+from gantricks.plugin_manager import MAIN_RANK_PLUGINS, PluginManager, plugin_list, resolve_specs
 from gantricks.trainer import Trainer, resolve_device
 
 _CORE_KEYS = set(RunConfig.model_fields) - {"plugin_options"}
@@ -52,19 +52,6 @@ def _new_run_dir(config: RunConfig) -> Path:
     while path.exists() and any(path.iterdir()):
         path, k = base.with_name(f"{base.name}-{k}"), k + 1
     return path
-
-
-def plugin_list(requested: Any) -> list[str]:
-    """The ``plugins`` option as a list; a string (``plugins = "minibatch,label_smooth"``
-    in a TOML file or ``--set``) is split at commas as ``--plugins`` is."""
-    if isinstance(requested, str):
-        return [s for s in requested.split(",") if s.strip()]
-    if isinstance(requested, (list, tuple)) and all(isinstance(s, str) for s in requested):
-        return list(requested)
-    raise GantricksError(
-        f"plugins={requested!r} is invalid: give a list of plugin names "
-        '(plugins = ["minibatch", "label_smooth"]) or one comma-separated string'
-    )
 
 
 def load_plugins(specs: list[str], options: dict[str, dict[str, Any]]) -> PluginManager:

@@ -87,30 +87,26 @@ def running_statistics_from(module: nn.Module, batches: Iterable[torch.Tensor]) 
         for m in module.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
     ]
-    saved = {name: buf.clone() for name, buf in module.named_buffers()}
     modes = {m: m.training for m in module.modules()}
     momenta = [m.momentum for m in norms]
     try:
-        module.eval()  # noise and dropout off: only batch norm sees the batches
-        if norms:
-            with torch.no_grad(), local_statistics():
-                for m in norms:
-                    m.reset_running_stats()
-                    m.momentum = None  # cumulative average: every batch counts the same
-                    m.train()
-                for x in batches:
-                    module(x)
-                module.eval()
-        yield
+        with batch_statistics(module):  # every buffer restored on exit
+            module.eval()  # noise and dropout off: only batch norm sees the batches
+            if norms:
+                with torch.no_grad():
+                    for m in norms:
+                        m.reset_running_stats()
+                        m.momentum = None  # cumulative average: every batch counts the same
+                        m.train()
+                    for x in batches:
+                        module(x)
+                    module.eval()
+            yield
     finally:
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         for m, training in modes.items():
             m.train(training)
-        buffers = dict(module.named_buffers())
-        with torch.no_grad():
-            for name, value in saved.items():
-                buffers[name].copy_(value)
 
 
 @torch.no_grad()

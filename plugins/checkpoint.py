@@ -30,23 +30,27 @@ class Plugin:
 
     @hookimpl(trylast=True)
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
-        if trainer.dist.enabled and (self.config.every or self.config.keep_every):
-            due = [n for n in (self.config.every, self.config.keep_every) if n]
-            if any(step % n == 0 for n in due) and not trainer.parameters_finite():
-                # Only rank 0 saves; stopping here would leave the other ranks waiting in
-                # the next collective. The loss check at the next log step, which every
-                # rank takes together, stops the run; last.pt stays the last good state.
-                warnings.warn(
-                    f"step {step}: parameters are non-finite, checkpoint not saved; the run "
-                    "stops at the next log step",
-                    stacklevel=2,
-                )
-                return
-        if self.config.every and step % self.config.every == 0:
-            self._save(trainer, "last.pt")
+        every, keep_every = self.config.every, self.config.keep_every
+        last = bool(every) and step % every == 0
+        kept = bool(keep_every) and step % keep_every == 0
+        if not (last or kept):
+            return
+        checked = trainer.dist.enabled
+        if checked and not trainer.parameters_finite():
+            # Only rank 0 saves; stopping here would leave the other ranks waiting in the
+            # next collective. The loss check at the next log step, which every rank takes
+            # together, stops the run; last.pt stays the last good state.
+            warnings.warn(
+                f"step {step}: parameters are non-finite, checkpoint not saved; the run "
+                "stops at the next log step",
+                stacklevel=2,
+            )
+            return
+        if last:
+            self._save(trainer, "last.pt", require_finite=not checked)
             self.saved_step = step
-        if self.config.keep_every and step % self.config.keep_every == 0:
-            self._save(trainer, f"step_{step:07d}.pt")
+        if kept:
+            self._save(trainer, f"step_{step:07d}.pt", require_finite=not checked)
 
     @hookimpl(tryfirst=True)  # saved before other plugins' end work, which may fail
     def gantricks_train_end(self, trainer: Trainer, reason: str) -> None:

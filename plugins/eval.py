@@ -129,7 +129,8 @@ class Plugin:
                 )
                 return
             self.best_value = value
-            trainer.save_checkpoint(trainer.run_dir / "checkpoints" / "best.pt")
+            # Finiteness was read just above: one host read, not two.
+            trainer.save_checkpoint(trainer.run_dir / "checkpoints" / "best.pt", False)
 
     @hookimpl
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
