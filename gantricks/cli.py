@@ -55,7 +55,8 @@ def _add_train(sub: Any) -> None:
         action="append",
         metavar="LIST",
         help="comma-separated plugins: names, module paths or ./file.py; "
-        f"no:NAME removes a default ({', '.join(DEFAULT_PLUGINS)})",
+        f"no:NAME removes a default ({', '.join(DEFAULT_PLUGINS)}); with --resume, a list "
+        "of only no:NAME entries removes those from the run's plugins",
     )
     _add_set(p, "set an option: steps=2000, or minibatch.kernels=50 with --plugins minibatch")
     p.add_argument("--config", metavar="TOML", help="TOML file of options")

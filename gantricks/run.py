@@ -18,7 +18,14 @@ from gantricks.config import RunConfig, merge, validate_core
 from gantricks.data import NATIVE_SIZE, load_dataset
 from gantricks.errors import GantricksError
 from gantricks.models import Models, build_models
-from gantricks.plugin_manager import MAIN_RANK_PLUGINS, PluginManager, plugin_list, resolve_specs
+from gantricks.plugin_manager import (
+    DEFAULT_PLUGINS,
+    MAIN_RANK_PLUGINS,
+    PluginManager,
+    available,
+    plugin_list,
+    resolve_specs,
+)
 from gantricks.trainer import Trainer, resolve_device
 
 _CORE_KEYS = set(RunConfig.model_fields) - {"plugin_options"}
@@ -93,12 +100,13 @@ def prepare(
     core, plugin_opts = split_options(options)
     core = merge(base_core, core)
     requested = plugins if plugins is not None else options.get("plugins")
+    saved = list(base.get("plugins", []))  # saved already resolved (defaults, no:NAME)
     if requested is not None:
-        specs = resolve_specs(plugin_list(requested))
-    elif ckpt is not None:
-        specs = list(base.get("plugins", []))  # saved already resolved (defaults, no:NAME)
+        requested = plugin_list(requested)
+    if ckpt is not None and (requested is None or _only_removals(requested)):
+        specs = _without(saved, requested or [], ckpt["path"])
     else:
-        specs = resolve_specs([])
+        specs = resolve_specs(requested or [])
     core["plugins"] = specs
     config = validate_core(core)
     if ckpt is not None and ckpt["config"].get("dataset", config.dataset) != config.dataset:
@@ -118,9 +126,9 @@ def prepare(
     except GantricksError as e:
         if ckpt is None or requested is None:
             raise
-        saved = ",".join(base.get("plugins", []))
         raise GantricksError(
-            f"{e} With --resume, --plugins gives the whole list again; the checkpoint's is {saved}."
+            f"{e} With --resume, --plugins gives the whole list again (or only no:NAME "
+            f"entries, which remove plugins from it); the checkpoint's is {','.join(saved)}."
         ) from None
     for obj, name in extra_plugins or []:
         pm.register(obj, name)
@@ -164,6 +172,27 @@ def prepare(
     if rank.is_main and ckpt is None:
         trainer.write_config()  # a resumed run's, once its checkpoint has loaded (fit)
     return trainer, ckpt
+
+
+def _only_removals(specs: list[str]) -> bool:
+    return bool(specs) and all(s.startswith("no:") for s in specs)
+
+
+def _without(saved: list[str], removals: list[str], path: str) -> list[str]:
+    """A resumed run's plugins: the checkpoint's, minus ``no:NAME`` entries.
+
+    Removing a known plugin the run does not have is harmless (the command that started the
+    run may be typed again); an unknown name is refused.
+    """
+    blocked = [s[3:] for s in removals]
+    known = set(saved) | set(DEFAULT_PLUGINS) | set(available())
+    for name in blocked:
+        if name not in known:
+            raise GantricksError(
+                f"no:{name} removes a plugin that is not known; checkpoint {path!r} was "
+                f"trained with {', '.join(saved)}"
+            )
+    return [s for s in saved if s not in blocked]
 
 
 def load_models(

@@ -274,6 +274,22 @@ def test_resume_may_leave_out_a_plugin_but_not_configure_it(tiny):
     assert "the checkpoint's is checkpoint." in str(err.value)  # as the resumed run saved it
 
 
+def test_resume_with_only_removals_edits_the_checkpoints_plugins(tiny):
+    t, _ = prepare({**tiny, "steps": 2}, plugins=[*QUIET, "label_smooth"])
+    t.fit()
+    assert t.config.plugins == ["checkpoint", "samples", "label_smooth"]
+    # Only no:NAME entries: the checkpoint's list minus those (eval is already gone).
+    r, ckpt = prepare({"steps": 3}, plugins=["no:samples", "no:eval"], resume=t.run_dir)
+    assert r.config.plugins == list(r.plugins.plugins) == ["checkpoint", "label_smooth"]
+    r.fit(resume=ckpt)
+    assert checkpoint.load(t.run_dir)["config"]["plugins"] == ["checkpoint", "label_smooth"]
+    # Any other entry makes the list whole again, defaults included.
+    whole, _ = prepare({"steps": 4}, plugins=[*QUIET, "no:samples", "minibatch"], resume=t.run_dir)
+    assert whole.config.plugins == ["checkpoint", "minibatch"]
+    with pytest.raises(GantricksError, match=r"no:label_smoth removes a plugin that is not known"):
+        prepare({"steps": 4}, plugins=["no:label_smoth"], resume=t.run_dir)
+
+
 def test_resume_extends_a_run_in_the_other_unit(tiny):
     t, _ = prepare({**tiny, "steps": 2}, plugins=QUIET)
     t.fit()
