@@ -201,6 +201,45 @@ def test_evaluate_run_with_inception_metrics(tmp_path, random_inception_weights,
     assert {"eval/is", "eval/fid", "eval/kid"} <= set(acc.Tags()["scalars"])
 
 
+def test_folder_reference_statistics_follow_the_folders_images(tmp_path, random_inception_weights):
+    """A folder's FID statistics are cached, reused while its images stay, and recomputed
+    (to another file) when an image is added or rewritten."""
+    from PIL import Image
+
+    from gantricks.metrics.evaluate import EvalSettings, Evaluator
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+
+    def write(name):
+        pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / name)
+
+    for i in range(4):
+        write(f"{i}.png")
+    settings = EvalSettings(
+        metrics=["fid"], reference_samples=100, batch_size=8,
+        inception_weights=str(random_inception_weights), progress=False,
+    )  # fmt: skip
+
+    def reference():
+        return Evaluator(settings, "folder", root, image_size=16)._reference()
+
+    first = reference()
+    assert first["num_images"] == 4
+    again = reference()  # read from the cache file
+    assert again["path"] == first["path"]
+    torch.testing.assert_close(again["mu"], first["mu"])
+    write("4.png")
+    added = reference()
+    assert added["path"] != first["path"] and added["num_images"] == 5
+    write("0.png")  # a file replaced with other pixels (and a new modification time)
+    rewritten = reference()
+    assert rewritten["path"] not in (first["path"], added["path"])
+    assert not torch.equal(rewritten["mu"], added["mu"])  # statistics of the new pixels
+
+
 def test_reference_statistics_are_kept_apart_per_folder_and_contents(tmp_path, monkeypatch):
     from PIL import Image
 
