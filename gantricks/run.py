@@ -25,6 +25,7 @@ from gantricks.plugin_manager import (
     available,
     plugin_list,
     resolve_specs,
+    spec_name,
 )
 from gantricks.trainer import Trainer, resolve_device
 
@@ -182,18 +183,18 @@ def _only_removals(specs: list[str]) -> bool:
 def _without(saved: list[str], removals: list[str], path: str) -> list[str]:
     """A resumed run's plugins: the checkpoint's, minus ``no:NAME`` entries.
 
+    A plugin is named by its spec or its short name (``stateful`` for ``./stateful.py``).
     Removing a known plugin the run does not have is harmless (the command that started the
     run may be typed again); an unknown name is refused.
     """
-    blocked = [s[3:] for s in removals]
-    known = set(saved) | set(DEFAULT_PLUGINS) | set(available())
-    for name in blocked:
-        if name not in known:
-            raise GantricksError(
-                f"no:{name} removes a plugin that is not known; checkpoint {path!r} was "
-                f"trained with {', '.join(saved)}"
-            )
-    return [s for s in saved if s not in blocked]
+    blocked = {s[3:] for s in removals}
+    known = set(saved) | {spec_name(s) for s in saved} | set(DEFAULT_PLUGINS) | set(available())
+    for name in sorted(blocked - known):
+        raise GantricksError(
+            f"no:{name} removes a plugin that is not known; checkpoint {path!r} was "
+            f"trained with {', '.join(saved)}"
+        )
+    return [s for s in saved if s not in blocked and spec_name(s) not in blocked]
 
 
 def load_models(
