@@ -189,9 +189,10 @@ def _without(saved: list[str], removals: list[str], path: str) -> list[str]:
     """
     blocked = {s[3:] for s in removals}
     known = set(saved) | {spec_name(s) for s in saved} | set(DEFAULT_PLUGINS) | set(available())
-    for name in sorted(blocked - known):
+    unknown = sorted(blocked - known)
+    if unknown:
         raise GantricksError(
-            f"no:{name} removes a plugin that is not known; checkpoint {path!r} was "
+            f"no:{unknown[0]} removes a plugin that is not known; checkpoint {path!r} was "
             f"trained with {', '.join(saved)}"
         )
     return [s for s in saved if s not in blocked and spec_name(s) not in blocked]
