@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from gantricks import __version__, cli_features, cli_latent
-from gantricks.config import DATASETS, load_toml, merge, parse_sets
+from gantricks.config import DATASETS, RunConfig, load_toml, merge, parse_sets
 from gantricks.errors import GantricksError, TrainingStopped
 from gantricks.plugin_manager import DEFAULT_PLUGINS, plugin_list
+from gantricks.trainer import DEFAULT_EPOCHS
 
 # command-line flag -> core option (only flags the user actually gave are applied)
 _TRAIN_FLAGS = {
@@ -43,6 +44,11 @@ def _add_set(p: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def _default(field: str) -> Any:
+    """A core option's default, for help texts."""
+    return RunConfig.model_fields[field].default
+
+
 def _add_train(sub: Any) -> None:
     p = sub.add_parser(
         "train",
@@ -65,8 +71,11 @@ def _add_train(sub: Any) -> None:
         metavar="RUN_OR_CKPT",
         help="continue a run from its folder or a checkpoint file",
     )
-    p.add_argument("--dataset", choices=DATASETS)
-    p.add_argument("--data-dir", help="folder holding (or receiving) the dataset")
+    p.add_argument("--dataset", choices=DATASETS, help=f"default: {_default('dataset')}")
+    p.add_argument(
+        "--data-dir",
+        help=f"folder holding (or receiving) the dataset (default: {_default('data_dir')})",
+    )
     p.add_argument(
         "--no-download",
         dest="download",
@@ -75,15 +84,25 @@ def _add_train(sub: Any) -> None:
         help="never try to download a missing dataset",
     )
     p.add_argument("--image-size", type=int, help="28, 32, 64, ... (default: native size)")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help=f"default: {_default('batch_size')}")
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--steps", type=int, help="number of D+G updates")
-    steps.add_argument("--epochs", type=float, help="alternative to --steps")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    steps.add_argument(
+        "--epochs", type=float, help=f"alternative to --steps (default: {DEFAULT_EPOCHS:g})"
+    )
+    p.add_argument("--seed", type=int, help=f"default: {_default('seed')}")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        help="default: auto (a GPU when there is one)",
+    )
     p.add_argument("--name", help="run folder name (default: DATASET-TIMESTAMP)")
     p.add_argument("--out-dir", help="parent folder of runs (default: runs)")
-    p.add_argument("--log-every", type=int, help="steps between logged losses")
+    p.add_argument(
+        "--log-every",
+        type=int,
+        help=f"steps between logged losses (default: {_default('log_every')})",
+    )
     ssl = p.add_argument_group(
         "semi-supervised (Salimans et al. 2016, section 5)",
         "K+1-class discriminator, supervised on a labelled subset, generator by feature "
