@@ -325,19 +325,31 @@ def _add_bench(sub: Any) -> None:
         help="all five tricks, then all minus each one (the paper's table 3 is "
         "benchmarks/configs/cifar10_ablation.toml)",
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per combination")
+    p.add_argument(
+        "--seeds", type=int, default=3, help="seeds 0..N-1 per combination (default: %(default)s)"
+    )
     p.add_argument("--steps", type=int, required=True, help="training steps per run")
-    p.add_argument("--metrics", default="classifier", help="comma list: classifier, is, fid, kid")
-    p.add_argument("--num-samples", type=int, default=5000, help="samples per score")
+    p.add_argument(
+        "--metrics",
+        default="classifier",
+        help="comma list: classifier, is, fid, kid (default: %(default)s)",
+    )
+    p.add_argument(
+        "--num-samples", type=int, default=5000, help="samples per score (default: %(default)s)"
+    )
     p.add_argument("--eval-every", type=int, default=0, help="default: steps / 5")
-    p.add_argument("--inception-weights", metavar="PATH")
+    p.add_argument(
+        "--inception-weights", metavar="PATH", help="for is, fid, kid (default: download once)"
+    )
     p.add_argument("--out", required=True, help="bench folder")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained at once")
-    p.add_argument("--dataset", choices=DATASETS, default="glyphs")
-    p.add_argument("--data-dir")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs trained at once (default: %(default)s)"
+    )
+    p.add_argument("--dataset", choices=DATASETS, default="glyphs", help="default: %(default)s")
+    p.add_argument("--data-dir", help=f"default: {_default('data_dir')}")
+    p.add_argument("--batch-size", type=int, help=f"default: {_default('batch_size')}")
+    p.add_argument("--image-size", type=int, help="default: the dataset's native size")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto")
     _add_set(p, "core options for every run, e.g. lr_g=1e-4")
     p.set_defaults(func=cmd_bench)
 
