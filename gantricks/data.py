@@ -135,8 +135,8 @@ def _torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[An
                 f"({files}) are probably incomplete or corrupt: replace them (or delete them "
                 "to download again)."
             ) from None
-        if not download:
-            raise _missing(name, root, f"downloads are off: {not_found}") from None
+        if not download:  # torchvision's own text would advise download=True
+            raise _missing(name, root, "downloads are off") from None
         try:
             ds = make(True)
         except Exception as e:

@@ -154,8 +154,10 @@ def _import_spec(spec: str) -> tuple[str, types.ModuleType | Any]:
                     f"installed plugins: {', '.join(eps) or 'none'}"
                 ) from None
             raise GantricksError(f"plugin module {spec!r} failed to import: {e!r}") from e
+    close = difflib.get_close_matches(spec, list(eps), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
     raise GantricksError(
-        f"unknown plugin {spec!r}; available plugins: {', '.join(eps) or 'none'}. "
+        f"unknown plugin {spec!r};{hint} available plugins: {', '.join(eps) or 'none'}. "
         "A plugin can also be a file (./my_trick.py) or a module path (mypkg.trick); "
         "`gantricks plugins` lists them with their options."
     )
