@@ -104,9 +104,7 @@ def gantricks_train_start(trainer: Trainer) -> None:
     batch, ``tryfirst``) and before one that records the weights (historical_averaging's
     first mean, ``trylast``). Mark such an implementation the same way.
 
-    A plugin that cannot work with this run (no labels, an unsuitable layer) raises
-    :class:`gantricks.GantricksError` here; a new run's folder is then removed, since no step
-    was taken. The return value is ignored.
+    The return value is ignored.
     """
 
 

@@ -171,7 +171,6 @@ def prepare(
         run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, pm, data, run_dir)
     if rank.is_main and ckpt is None:
-        trainer.new_run_dir = True  # _new_run_dir gave an absent or empty folder
         trainer.write_config()  # a resumed run's, once its checkpoint has loaded (fit)
     return trainer, ckpt
 

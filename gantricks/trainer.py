@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import shutil
 import signal
 import threading
 import time
@@ -156,9 +155,6 @@ class Trainer:
         self.dist = distributed.current()
         self.device = resolve_device(config.device, self.dist.local_rank)
         self.step = 0
-        #: Set by :func:`gantricks.run.prepare` when it made the (empty) run folder for this
-        #: run: a plugin refusing the run at ``train_start`` then leaves no folder behind.
-        self.new_run_dir = False
         self.stop_requested = False
         self._agreed_stop = False  # multi-process: all ranks stop at the same step
         self._bf16 = config.precision == "bf16"
@@ -299,13 +295,8 @@ class Trainer:
             if self.dist.is_main:
                 self._trim_metrics()
         reason = "error"
-        refused = False
         try:
-            try:
-                self.hook.gantricks_train_start(trainer=self)
-            except GantricksError:
-                refused = True
-                raise
+            self.hook.gantricks_train_start(trainer=self)
             if resume is not None:
                 self.load_plugin_state(resume)
                 if self.dist.is_main:  # the run's new settings, now that they are accepted
@@ -335,8 +326,6 @@ class Trainer:
             raise self._blame(e) from e
         finally:
             self.hook.gantricks_train_end(trainer=self, reason=reason)
-            if refused and self.new_run_dir and self.dist.is_main:
-                shutil.rmtree(self.run_dir, ignore_errors=True)  # holds config.json, no step
         return self.last_scalars
 
     def write_config(self) -> None:

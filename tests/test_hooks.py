@@ -5,19 +5,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import pytest
 import torch
 
-from gantricks import (
-    GantricksError,
-    Models,
-    RunConfig,
-    StepBatch,
-    Trainer,
-    checkpoint,
-    hookimpl,
-    hookspecs,
-)
+from gantricks import Models, RunConfig, StepBatch, Trainer, hookimpl, hookspecs
 from gantricks.plugin_manager import hook_names
 from gantricks.run import prepare
 
@@ -194,24 +184,3 @@ def test_targets_hook_sets_what_the_discriminator_is_trained_towards(tiny):
     trainer, _ = prepare({**tiny, "steps": 1}, plugins=QUIET, extra_plugins=[(t, "t")])
     trainer.fit()
     assert t.seen == [(0.25, 0.5)]
-
-
-class _Refuses:
-    @hookimpl
-    def gantricks_train_start(self, trainer):
-        raise GantricksError("refuse: this run's settings do not suit me")
-
-
-def test_a_plugin_refusing_a_new_run_at_train_start_leaves_no_run_folder(tiny):
-    t, _ = prepare({**tiny, "steps": 2}, plugins=QUIET, extra_plugins=[(_Refuses(), "refuse")])
-    assert (t.run_dir / "config.json").is_file()
-    with pytest.raises(GantricksError, match="refuse: this run's settings"):
-        t.fit()
-    assert not t.run_dir.exists()
-    # A resumed run's folder stays whatever a plugin says at train_start.
-    ok, _ = prepare({**tiny, "steps": 2}, plugins=QUIET)
-    ok.fit()
-    r, ckpt = prepare({"steps": 3}, resume=ok.run_dir, extra_plugins=[(_Refuses(), "refuse")])
-    with pytest.raises(GantricksError, match="refuse"):
-        r.fit(resume=ckpt)
-    assert checkpoint.load(ok.run_dir)["step"] == 2
