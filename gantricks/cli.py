@@ -69,7 +69,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--resume",
         metavar="RUN_OR_CKPT",
-        help="continue a run from its folder or a checkpoint file",
+        help="continue a run from its folder or a checkpoint file; options left out keep "
+        "the run's values (the defaults below are for new runs)",
     )
     p.add_argument("--dataset", choices=DATASETS, help=f"default: {_default('dataset')}")
     p.add_argument(
@@ -84,7 +85,11 @@ def _add_train(sub: Any) -> None:
         help="never try to download a missing dataset",
     )
     p.add_argument("--image-size", type=int, help="28, 32, 64, ... (default: native size)")
-    p.add_argument("--batch-size", type=int, help=f"default: {_default('batch_size')}")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"default: {_default('batch_size')} (100 with --semi-supervised)",
+    )
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--steps", type=int, help="number of D+G updates")
     steps.add_argument(

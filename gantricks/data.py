@@ -9,6 +9,7 @@ resumed run sees exactly the batches the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,9 @@ def _torchvision(name: str, root: Path, train: bool, download: bool) -> tuple[An
                 f"({files}) are probably incomplete or corrupt: replace them (or delete them "
                 "to download again)."
             ) from None
-        if not download:  # torchvision's own text would advise download=True
-            raise _missing(name, root, "downloads are off") from None
+        if not download:  # torchvision's text, less its advice to pass download=True
+            said = re.sub(r"\s*You can use download=True.*", "", str(not_found)).strip()
+            raise _missing(name, root, f"downloads are off: {said}") from None
         try:
             ds = make(True)
         except Exception as e:

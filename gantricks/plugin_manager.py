@@ -105,27 +105,15 @@ def resolve_specs(requested: list[str], defaults: tuple[str, ...] = DEFAULT_PLUG
     return out
 
 
-def _is_file_spec(spec: str) -> bool:
-    return spec.endswith(".py") or "/" in spec or "\\" in spec
-
-
-def spec_name(spec: str) -> str:
-    """The name a plugin spec registers under unless the plugin sets its own: the file's
-    stem for ``./my_trick.py``, the last part of ``mypkg.trick``, else the spec itself."""
-    if _is_file_spec(spec):
-        return Path(spec).stem
-    return spec.rsplit(".", 1)[-1]
-
-
 def _import_spec(spec: str) -> tuple[str, types.ModuleType | Any]:
     """Import one plugin spec; return (default name, loaded module or object)."""
-    if _is_file_spec(spec):
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
         path = Path(spec).expanduser().resolve()
         if not path.is_file():
             raise GantricksError(f"plugin file {spec!r} does not exist (looked at {path})")
         mod_name = f"gantricks_local_plugin_{path.stem}_{abs(hash(str(path)))}"
         if mod_name in sys.modules:
-            return spec_name(spec), sys.modules[mod_name]
+            return path.stem, sys.modules[mod_name]
         module_spec = importlib.util.spec_from_file_location(mod_name, path)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
@@ -135,7 +123,7 @@ def _import_spec(spec: str) -> tuple[str, types.ModuleType | Any]:
         except Exception as e:
             del sys.modules[mod_name]
             raise GantricksError(f"plugin file {spec!r} failed to import: {e!r}") from e
-        return spec_name(spec), module
+        return path.stem, module
     eps = available()
     if spec in eps:
         try:
@@ -146,7 +134,7 @@ def _import_spec(spec: str) -> tuple[str, types.ModuleType | Any]:
             ) from e
     if "." in spec:
         try:
-            return spec_name(spec), importlib.import_module(spec)
+            return spec.rsplit(".", 1)[-1], importlib.import_module(spec)
         except ModuleNotFoundError as e:
             if e.name and spec.startswith(e.name):
                 raise GantricksError(
@@ -155,9 +143,9 @@ def _import_spec(spec: str) -> tuple[str, types.ModuleType | Any]:
                 ) from None
             raise GantricksError(f"plugin module {spec!r} failed to import: {e!r}") from e
     close = difflib.get_close_matches(spec, list(eps), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise GantricksError(
-        f"unknown plugin {spec!r};{hint} available plugins: {', '.join(eps) or 'none'}. "
+        f"unknown plugin {spec!r}{hint}; available plugins: {', '.join(eps) or 'none'}. "
         "A plugin can also be a file (./my_trick.py) or a module path (mypkg.trick); "
         "`gantricks plugins` lists them with their options."
     )

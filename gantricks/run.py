@@ -6,6 +6,7 @@ file < ``--set`` < explicit command-line flags.
 
 from __future__ import annotations
 
+import difflib
 import time
 import warnings
 from pathlib import Path
@@ -23,9 +24,9 @@ from gantricks.plugin_manager import (
     MAIN_RANK_PLUGINS,
     PluginManager,
     available,
+    load_plugin,
     plugin_list,
     resolve_specs,
-    spec_name,
 )
 from gantricks.trainer import Trainer, resolve_device
 
@@ -182,19 +183,30 @@ def _only_removals(specs: list[str]) -> bool:
 def _without(saved: list[str], removals: list[str], path: str) -> list[str]:
     """A resumed run's plugins: the checkpoint's, minus ``no:NAME`` entries.
 
-    A plugin is named by its spec or its short name (``stateful`` for ``./stateful.py``).
-    Removing a known plugin the run does not have is harmless (the command that started the
-    run may be typed again); an unknown name is refused.
+    A plugin is named by its spec or by the name it registers under (``mytrick`` for
+    ``./mytrick.py``, or the file's ``NAME``), as ``gantricks train`` prints it. Removing a
+    known plugin the run does not have is harmless (the command that started the run may be
+    typed again); an unknown name is refused.
     """
     blocked = {s[3:] for s in removals}
-    known = set(saved) | {spec_name(s) for s in saved} | set(DEFAULT_PLUGINS) | set(available())
+    names = {spec: {spec, _registered_name(spec)} for spec in saved}
+    known = set().union(*names.values(), DEFAULT_PLUGINS, available())
     unknown = sorted(blocked - known)
     if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f" (did you mean no:{close[0]}?)" if close else ""
         raise GantricksError(
-            f"no:{unknown[0]} removes a plugin that is not known; checkpoint {path!r} was "
-            f"trained with {', '.join(saved)}"
+            f"no:{unknown[0]} removes a plugin that is not known{hint}; checkpoint {path!r} "
+            f"was trained with {', '.join(saved)}"
         )
-    return [s for s in saved if s not in blocked and spec_name(s) not in blocked]
+    return [spec for spec in saved if not names[spec] & blocked]
+
+
+def _registered_name(spec: str) -> str:
+    try:
+        return load_plugin(spec).name
+    except GantricksError:  # gone from this environment: loading it reports that later
+        return spec
 
 
 def load_models(

@@ -80,7 +80,7 @@ def test_missing_dataset_names_files_and_folder(tmp_path):
         load_dataset("mnist", tmp_path, download=False)
     msg = str(err.value)
     assert "train-images-idx3-ubyte" in msg and str(tmp_path / "MNIST" / "raw") in msg
-    assert "(downloads are off)" in msg and "download=True" not in msg  # not torchvision's
+    assert "(downloads are off: Dataset not found.)" in msg and "download=True" not in msg
     with pytest.raises(GantricksError, match="cifar-10-batches-py"):
         load_dataset("cifar10", tmp_path, download=False)
 

@@ -201,7 +201,9 @@ def test_evaluate_run_with_inception_metrics(tmp_path, random_inception_weights,
     assert {"eval/is", "eval/fid", "eval/kid"} <= set(acc.Tags()["scalars"])
 
 
-def test_folder_reference_statistics_follow_the_folders_images(tmp_path, random_inception_weights):
+def test_folder_reference_statistics_follow_the_folders_images(
+    tmp_path, random_inception_weights, monkeypatch
+):
     """A folder's FID statistics are cached, reused while its images stay, and recomputed
     (to another file) when an image is added or rewritten."""
     from PIL import Image
@@ -228,7 +230,9 @@ def test_folder_reference_statistics_follow_the_folders_images(tmp_path, random_
 
     first = reference()
     assert first["num_images"] == 4
-    again = reference()  # read from the cache file
+    with monkeypatch.context() as m:  # read from the cache file: no image is loaded
+        m.setattr("gantricks.data.load_dataset", lambda *a, **k: pytest.fail("recomputed"))
+        again = reference()
     assert again["path"] == first["path"]
     torch.testing.assert_close(again["mu"], first["mu"])
     write("4.png")

@@ -77,7 +77,7 @@ def test_unknown_plugin_lists_available(tiny):
     with pytest.raises(GantricksError) as err:
         prepare(tiny, plugins=["minibatchh"])
     msg = str(err.value)
-    assert "unknown plugin 'minibatchh'; Did you mean 'minibatch'?" in msg
+    assert "unknown plugin 'minibatchh' (did you mean 'minibatch'?);" in msg
     for name in DEFAULT_PLUGINS:
         assert name in msg
 
