@@ -55,12 +55,24 @@ def run_dir_of(ckpt_path: str | Path) -> Path:
 
 
 def _new_run_dir(config: RunConfig) -> Path:
+    """An absent or empty folder for a new run, claimed by creating its ``config.json``.
+
+    The claim is an exclusive create, so runs started at once (a shell loop over seeds, all
+    named by the same second's timestamp) get ``NAME``, ``NAME-2``, ... instead of sharing
+    one folder; the file is overwritten with the run's configuration once it is resolved.
+    """
     name = config.name or f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     base = Path(config.out_dir) / name
     path, k = base, 2
-    while path.exists() and any(path.iterdir()):
+    while True:
+        path.mkdir(parents=True, exist_ok=True)
+        if not any(path.iterdir()):
+            try:
+                (path / "config.json").open("x").close()
+                return path
+            except FileExistsError:  # another run claimed it just now
+                pass
         path, k = base.with_name(f"{base.name}-{k}"), k + 1
-    return path
 
 
 def load_plugins(specs: list[str], options: dict[str, dict[str, Any]]) -> PluginManager:

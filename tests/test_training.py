@@ -208,3 +208,26 @@ def test_compile_failing_mid_step_falls_back_to_exactly_the_eager_run(tiny):
     ):
         assert torch.equal(a, b)
     assert trainer.last_scalars["loss_d"] == eager.last_scalars["loss_d"]
+
+
+def test_new_runs_claim_their_folders(tmp_path):
+    """Runs started at once with one name (a shell loop over seeds within one second) get
+    NAME, NAME-2, ...; an empty folder made beforehand is used, one holding files is not."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gantricks.config import validate_core
+    from gantricks.run import _new_run_dir
+
+    config = validate_core({"out_dir": str(tmp_path), "name": "run"})
+    with ThreadPoolExecutor(4) as pool:
+        folders = list(pool.map(lambda _: _new_run_dir(config), range(8)))
+    assert sorted(f.name for f in folders) == sorted(["run"] + [f"run-{k}" for k in range(2, 9)])
+    assert all((f / "config.json").is_file() for f in folders)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    assert _new_run_dir(validate_core({"out_dir": str(tmp_path), "name": "empty"})).name == "empty"
+    assert (
+        _new_run_dir(validate_core({"out_dir": str(tmp_path), "name": "notes"})).name == "notes-2"
+    )
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
