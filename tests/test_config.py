@@ -11,6 +11,8 @@ from gantricks.cli import build_parser, train_options
 from gantricks.config import base_for, parse_sets, parse_value, validate_core
 from gantricks.run import prepare
 
+from .conftest import QUIET
+
 
 def test_parse_value_types():
     assert parse_value("3") == 3
@@ -96,3 +98,24 @@ def test_missing_gpu_is_a_clear_error_before_any_run_folder(tiny, tmp_path):
     with pytest.raises(GantricksError, match="--device cuda was asked for"):
         prepare({**tiny, "device": "cuda"})
     assert not (tmp_path / "runs").exists()
+
+
+def test_defaults_are_the_papers(tiny):
+    """The defaults a user gets without options: DCGAN's optimisation (Radford et al.),
+    the Inception Score protocol (Salimans et al.: 50,000 samples, 10 splits) and the
+    minibatch layer's B = 100, C = 5."""
+    from gantricks.metrics.evaluate import EvalSettings
+    from gantricks_plugins.minibatch import Plugin as Minibatch
+
+    core = validate_core({})
+    assert (core.lr_g, core.lr_d, core.beta1, core.batch_size) == (2e-4, 2e-4, 0.5, 128)
+    assert (core.nz, core.latent) == (100, "normal")
+    settings = EvalSettings()
+    assert (settings.num_samples, settings.splits, settings.metrics) == (50_000, 10, ["is"])
+    args = build_parser().parse_args(["eval", "RUN"])
+    assert (args.num_samples, args.splits) == (50_000, 10)
+    assert (Minibatch.Config().kernels, Minibatch.Config().kernel_dim) == (100, 5)
+    t, _ = prepare({k: v for k, v in tiny.items() if k not in ("batch_size",)}, plugins=QUIET)
+    for opt in (t.opt_g, t.opt_d):
+        assert opt.param_groups[0]["lr"] == 2e-4 and opt.param_groups[0]["betas"] == (0.5, 0.999)
+    assert t.config.batch_size == 128

@@ -46,3 +46,9 @@ def test_paper_guidelines():
     # N(0, 0.02) initialisation.
     w = torch.cat([c.weight.flatten() for c in convs])
     assert abs(w.mean().item()) < 1e-3 and w.std().item() == pytest.approx(0.02, rel=0.02)
+    # Batch norm: scale N(1, 0.02), shift 0 (dcgan.torch's weights_init).
+    bns = [x for m in (g, d) for x in m.modules() if isinstance(x, nn.BatchNorm2d)]
+    scale = torch.cat([b.weight.detach() for b in bns])
+    assert scale.mean().item() == pytest.approx(1.0, abs=2e-3)
+    assert scale.std().item() == pytest.approx(0.02, rel=0.1)
+    assert all(not b.bias.detach().any() for b in bns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -96,6 +97,28 @@ def test_feature_matching_replaces_adversarial_loss(tiny):
 
 
 def test_feature_matching_add_mode_intermediate_layer(tiny):
+    """weight·mean|E f₁(real) − E f₁(fake)| beside the adversarial term, f₁ the first
+    block's activations; with real_features=discriminator_step the real ones are those of
+    the D step, before D's update."""
+    seen: dict[str, list[torch.Tensor]] = {"d_step": [], "updated": [], "got": [], "fake": []}
+
+    class Check:
+        @hookimpl(trylast=True)
+        def gantricks_discriminator_loss(self, trainer, terms, batch):
+            with torch.no_grad():  # D is not yet updated when its loss is formed
+                seen["d_step"].append(trainer.discriminator.features[:2](batch.real))
+
+        @hookimpl(trylast=True)
+        def gantricks_generator_loss(self, trainer, terms, batch):
+            first = trainer.discriminator.features[:2]  # conv + LeakyReLU, updated D
+            with torch.no_grad():
+                seen["updated"].append(first(batch.real))
+                seen["fake"].append(first(batch.fake))
+            seen["got"].append(terms["feature_matching"].detach())
+
+    def expected(real, fake):
+        return 0.5 * (real.flatten(1).mean(0) - fake.flatten(1).mean(0)).abs().mean()
+
     spy = Spy()
     opts = {
         **tiny,
@@ -108,10 +131,18 @@ def test_feature_matching_add_mode_intermediate_layer(tiny):
             "real_features": "discriminator_step",
         },
     }
-    t, _ = prepare(opts, plugins=[*QUIET, "feature_matching"], extra_plugins=[(spy, "spy")])
+    t, _ = prepare(
+        opts,
+        plugins=[*QUIET, "feature_matching"],
+        extra_plugins=[(spy, "spy"), (Check(), "check")],
+    )
     t.fit()
     assert set(spy.g) == {"adv", "feature_matching"}
-    assert spy.g["feature_matching"] > 0
+    assert len(seen["got"]) == 2
+    lists = (seen[k] for k in ("got", "d_step", "updated", "fake"))
+    for got, real, updated, fake in zip(*lists, strict=True):
+        torch.testing.assert_close(got, expected(real, fake))
+        assert not torch.allclose(got, expected(updated, fake))  # the D step's, not the new D's
     with pytest.raises(GantricksError, match=r"layer=7 is not a discriminator block.*1\.\.2"):
         bad, _ = prepare(
             {**tiny, "feature_matching": {"layer": 7}}, plugins=[*QUIET, "feature_matching"]
@@ -162,6 +193,29 @@ def test_minibatch_features_equal_direct_loop():
             for k in range(b):
                 expected[i, k] += torch.exp(-(M[i, k] - M[j, k]).abs().sum())
     torch.testing.assert_close(got, expected)
+
+
+def test_discriminator_sees_real_and_generated_batches_apart(tiny):
+    """Each minibatch D sees is all real or all generated (batch norm's statistics and
+    minibatch discrimination's o(x) are over one kind only): the D step's logits equal D
+    run on the real batch alone and on the generated batch alone."""
+    seen = []
+
+    class Check:
+        @hookimpl(trylast=True)
+        def gantricks_discriminator_loss(self, trainer, terms, batch):
+            d = copy.deepcopy(trainer.discriminator)  # same weights, BN in training mode
+            with torch.no_grad():
+                real_alone, fake_alone = d(batch.real)[0], d(batch.fake.detach())[0]
+            seen.append((batch.real_logits, real_alone, batch.fake_logits, fake_alone))
+
+    opts = {**tiny, "steps": 2, "minibatch": {"kernels": 4, "kernel_dim": 3}}
+    t, _ = prepare(opts, plugins=[*QUIET, "minibatch"], extra_plugins=[(Check(), "check")])
+    t.fit()
+    assert len(seen) == 2
+    for real_logits, real_alone, fake_logits, fake_alone in seen:
+        torch.testing.assert_close(real_logits.detach(), real_alone)
+        torch.testing.assert_close(fake_logits.detach(), fake_alone)
 
 
 def test_minibatch_sees_batch_diversity():
