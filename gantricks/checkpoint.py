@@ -10,7 +10,9 @@ the previous checkpoint survives until the new one is complete.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -81,6 +83,25 @@ def resolve(path_or_run: str | Path) -> Path:
     return p
 
 
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why torch could not read ``path``, in words that fit a damaged checkpoint.
+
+    torch's own messages suggest ``weights_only=False`` (unsafe for a file of unknown
+    origin) or run to a paragraph about its zip reader, so they are not passed on whole.
+    """
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if not zipfile.is_zipfile(path):
+        return "it is not the zip archive torch.save writes (cut short, or another kind of file)"
+    if isinstance(error, pickle.UnpicklingError):
+        return (
+            "its contents do not read as tensors and plain values (damaged, or holding other "
+            "objects, which are not loaded because unpickling them could run code)"
+        )
+    first = str(error).splitlines()[0].split(". ")[0] if str(error) else ""
+    return f"its archive is damaged ({type(error).__name__}: {first[:160]})"
+
+
 def load(path_or_run: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and sanity-check a checkpoint; errors say what is wrong with which file."""
     path = resolve(path_or_run)
@@ -88,9 +109,8 @@ def load(path_or_run: str | Path, map_location: str | torch.device = "cpu") -> d
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise GantricksError(
-            f"checkpoint {str(path)!r} is corrupt or not a checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}). Use an earlier checkpoint or "
-            "start a new run."
+            f"checkpoint {str(path)!r} is corrupt or not a checkpoint: {_unreadable(path, e)}. "
+            "Use an earlier checkpoint or start a new run."
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise GantricksError(f"{str(path)!r} is not a gantricks checkpoint")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -421,8 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    """A warning as one line a user reads, not Python's file:line and source excerpt."""
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    return f"gantricks: warning{kind}: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    library_format = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # the command line's, not the library's
     try:
         return int(args.func(args) or 0)
     except TrainingStopped as e:
@@ -434,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gantricks: stopped", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = library_format
 
 
 if __name__ == "__main__":

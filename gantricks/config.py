@@ -96,8 +96,8 @@ def base_for(image_size: int) -> tuple[int, int]:
         if size == image_size and n >= 1:
             return base, n
     raise ValueError(
-        f"image_size {image_size} is not supported: use 4 or 7 times a power of two "
-        "(16, 28, 32, 56, 64, 128, ...)"
+        f"image_size {image_size} is not supported: use 4·2ⁿ or 7·2ⁿ with n ≥ 1 "
+        "(8, 14, 16, 28, 32, 56, 64, 112, 128, ...)"
     )
 
 

@@ -104,7 +104,9 @@ def gantricks_train_start(trainer: Trainer) -> None:
     batch, ``tryfirst``) and before one that records the weights (historical_averaging's
     first mean, ``trylast``). Mark such an implementation the same way.
 
-    The return value is ignored.
+    A plugin that cannot work with this run (no labels, an unsuitable layer) raises
+    :class:`gantricks.GantricksError` here. A new run's folder is then removed if it holds
+    nothing but ``config.json``. The return value is ignored.
     """
 
 

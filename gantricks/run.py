@@ -28,7 +28,7 @@ from gantricks.plugin_manager import (
     plugin_list,
     resolve_specs,
 )
-from gantricks.trainer import Trainer, resolve_device
+from gantricks.trainer import Trainer, release_unused_run_dir, resolve_device
 
 _CORE_KEYS = set(RunConfig.model_fields) - {"plugin_options"}
 
@@ -182,8 +182,14 @@ def prepare(
     config.name = run_dir.name
     if rank.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, pm, data, run_dir)
+    try:
+        trainer = Trainer(config, pm, data, run_dir)
+    except BaseException:  # refused while building (gantricks_configure, a plugin's models)
+        if rank.is_main and ckpt is None:
+            release_unused_run_dir(run_dir)
+        raise
     if rank.is_main and ckpt is None:
+        trainer.new_run_dir = True
         trainer.write_config()  # a resumed run's, once its checkpoint has loaded (fit)
     return trainer, ckpt
 

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gantricks.errors import GantricksError
+
 TRAIN_SIZE = 128_000  # PacGAN's training-set size
 TEST_SIZE = 10_000
 EVAL_SAMPLES = 26_000  # samples scored per model in VEEGAN and PacGAN
@@ -55,7 +57,10 @@ def _load(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     from gantricks.data import load_dataset
 
-    mnist = load_dataset("mnist", root, image_size=28, train=train, download=download)
+    try:
+        mnist = load_dataset("mnist", root, image_size=28, train=train, download=download)
+    except GantricksError as e:
+        raise GantricksError(f"stacked-mnist is built from MNIST: {e}") from None
     assert mnist.labels is not None
     # Different generator seeds for the two splits, as glyphs does.
     return generate(mnist.images, mnist.labels, n, seed=2 * seed + (0 if train else 1))

@@ -137,6 +137,24 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def release_unused_run_dir(run_dir: Path) -> bool:
+    """Remove a new run's folder if it holds nothing but its ``config.json``.
+
+    A run refused before its first step (a plugin's check at ``train_start``, a bad option)
+    would otherwise leave a folder that takes its name: a retry with the same ``--name``
+    would become ``NAME-2``. Only that one file, written by this run, is removed, and the
+    folder only when it is then empty; anything else written there keeps it all.
+    """
+    try:
+        if [p.name for p in run_dir.iterdir()] != ["config.json"]:
+            return False
+        (run_dir / "config.json").unlink()
+        run_dir.rmdir()
+    except OSError:  # gone already, or another file appeared meanwhile: keep what is left
+        return False
+    return True
+
+
 class Trainer:
     """A DCGAN training run: models, optimisers, data, plugins and the loop."""
 
@@ -155,6 +173,9 @@ class Trainer:
         self.dist = distributed.current()
         self.device = resolve_device(config.device, self.dist.local_rank)
         self.step = 0
+        #: Set by :func:`gantricks.run.prepare` when it claimed a new folder for this run:
+        #: a run that fails before its first step then gives the folder back.
+        self.new_run_dir = False
         self.stop_requested = False
         self._agreed_stop = False  # multi-process: all ranks stop at the same step
         self._bf16 = config.precision == "bf16"
@@ -326,6 +347,8 @@ class Trainer:
             raise self._blame(e) from e
         finally:
             self.hook.gantricks_train_end(trainer=self, reason=reason)
+            if reason == "error" and self.step == 0 and self.new_run_dir and self.dist.is_main:
+                release_unused_run_dir(self.run_dir)
         return self.last_scalars
 
     def write_config(self) -> None:
@@ -552,7 +575,8 @@ class Trainer:
         elapsed = time.perf_counter() - self._window_start
         scalars = dict(zip(names, values, strict=True))
         # All processes together: each rank's batch_size is its share of the global batch.
-        images = self._window_steps * self.config.batch_size * self.dist.world_size
+        window = self._window_steps
+        images = window * self.config.batch_size * self.dist.world_size
         scalars["img_per_s"] = images / max(elapsed, 1e-9)
         scalars["epoch"] = self.sampler.epochs_done
         self._sums, self._window_steps = {}, 0
@@ -564,10 +588,13 @@ class Trainer:
         self.last_scalars = scalars
         bad = [n for n in names if not math.isfinite(scalars[n])]
         if bad:
+            when = f"at step {self.step}"
+            if window > 1:
+                when = f"in the {window} steps up to step {self.step}"
             raise TrainingStopped(
-                f"training stopped: {', '.join(bad)} became non-finite (NaN or inf) in the "
-                f"{self.config.log_every} steps before step {self.step}. Try a lower learning "
-                "rate or a different seed; the last good checkpoint is kept."
+                f"training stopped: {', '.join(bad)} became non-finite (NaN or inf) {when}. "
+                "Try a lower learning rate or a different seed; no checkpoint is overwritten "
+                "with the bad state."
             )
         return scalars
 
@@ -660,8 +687,8 @@ class Trainer:
         if require_finite and not self.parameters_finite():
             raise TrainingStopped(
                 f"training stopped at step {self.step}: the model parameters became non-finite "
-                "(NaN or inf). Try a lower learning rate or another seed; the last good "
-                "checkpoint is kept."
+                "(NaN or inf). Try a lower learning rate or another seed; no checkpoint is "
+                "overwritten with the bad state."
             )
         return checkpoint.save_atomic(self.state_dict(), path)
 

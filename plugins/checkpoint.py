@@ -68,8 +68,13 @@ class Plugin:
         elif reason == "nonfinite":
             # Kept apart so last.pt stays the last good state.
             self._save(trainer, "nonfinite.pt", require_finite=False)
+            last = folder / "last.pt"
+            good = (
+                f"the last good checkpoint is {last}"
+                if last.is_file()
+                else "no good checkpoint was saved before it"
+            )
             print(
-                f"saved the non-finite state to {folder / 'nonfinite.pt'} for inspection; "
-                f"the last good checkpoint is {folder / 'last.pt'}",
+                f"saved the non-finite state to {folder / 'nonfinite.pt'} for inspection; {good}",
                 flush=True,
             )

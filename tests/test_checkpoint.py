@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -36,8 +38,29 @@ def test_atomic_write_keeps_previous_file_when_writing_fails(tmp_path, monkeypat
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "last.pt"
     bad.write_bytes(b"\x00not a checkpoint at all")
-    with pytest.raises(GantricksError, match="corrupt or not a checkpoint"):
+    with pytest.raises(GantricksError, match="corrupt or not a checkpoint: it is not the zip"):
         checkpoint.load(bad)
+    checkpoint.save_atomic({"step": 1, "weights": torch.zeros(1000)}, bad)
+    whole = bad.read_bytes()
+    bad.write_bytes(whole[: len(whole) // 2])  # cut short: a copy that did not finish
+    with pytest.raises(GantricksError, match=r"corrupt.*cut short"):
+        checkpoint.load(bad)
+    damaged = bytearray(whole)
+    with zipfile.ZipFile(io.BytesIO(whole)) as archive:
+        member = archive.infolist()[-1].header_offset
+    damaged[member : member + 4] = b"xxxx"  # the archive's index is intact, a member's is not
+    bad.write_bytes(bytes(damaged))
+    with pytest.raises(GantricksError, match="its archive is damaged") as err:
+        checkpoint.load(bad)
+    # torch's paragraph about its zip reader, and its advice to load unsafely, are not quoted.
+    assert "miniz" not in str(err.value) and "weights_only" not in str(err.value)
+    bad.write_bytes(b"")
+    with pytest.raises(GantricksError, match="the file is empty"):
+        checkpoint.load(bad)
+    torch.save({"step": 1, "path": Path("x")}, bad)  # a pickled object: never unpickled
+    with pytest.raises(GantricksError, match="could run code") as err:
+        checkpoint.load(bad)
+    assert "weights_only" not in str(err.value)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(GantricksError, match="not a gantricks checkpoint"):
         checkpoint.load(tmp_path / "other.pt")
@@ -142,7 +165,7 @@ def test_plugin_missing_from_environment_on_resume(tiny, tmp_path):
         prepare({"steps": 2}, resume=t.run_dir)
 
 
-def test_nonfinite_loss_stops_with_checkpoint_and_keeps_last_good(tiny, tmp_path):
+def test_nonfinite_loss_stops_with_checkpoint_and_keeps_last_good(tiny, tmp_path, capsys):
     from gantricks import TrainingStopped
 
     poison = tmp_path / "poison.py"
@@ -160,6 +183,17 @@ def test_nonfinite_loss_stops_with_checkpoint_and_keeps_last_good(tiny, tmp_path
     assert last["step"] == 4
     assert all(torch.isfinite(v).all() for v in last["generator"].values() if v.is_floating_point())
     assert (ckpts / "nonfinite.pt").is_file()
+    out = capsys.readouterr().out
+    assert f"the last good checkpoint is {ckpts / 'last.pt'}" in out
+    # Before any save there is no good checkpoint to point to, and none is claimed.
+    t, _ = prepare(
+        {**tiny, "steps": 10, "log_every": 5, "checkpoint": {"every": 0}},
+        plugins=[*QUIET, str(poison)],
+    )
+    with pytest.raises(TrainingStopped, match="in the 5 steps up to step 5"):
+        t.fit()
+    assert "no good checkpoint was saved before it" in capsys.readouterr().out
+    assert not (t.run_dir / "checkpoints" / "last.pt").exists()
 
 
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])

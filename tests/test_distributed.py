@@ -209,7 +209,7 @@ def _failing_worker(rank: int, world: int, port: int, out: str, case: str) -> No
         ("eval", "rank 0 could not set up evaluation", "missing.pth"),
         ("data", "rank 0 could not load the dataset", "train-images-idx3-ubyte"),
         # Only rank 0 saves checkpoints; it must not stop alone when the weights go NaN.
-        ("nonfinite", "before step 4", "became non-finite"),
+        ("nonfinite", "in the 4 steps up to step 4", "became non-finite"),
     ],
 )
 def test_a_failure_on_rank_0_stops_every_rank(tmp_path, case, rank1_says, reason):

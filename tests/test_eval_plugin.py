@@ -109,8 +109,38 @@ def test_non_finite_weights_are_never_saved_as_best(tiny, cache, tmp_path):
     t, _ = prepare(opts, plugins=[*quiet, str(poison)])
     with (
         pytest.warns(UserWarning, match="best.pt not saved"),
-        pytest.raises(TrainingStopped, match="in the 4 steps before step 4"),
+        pytest.raises(TrainingStopped, match="in the 4 steps up to step 4"),
     ):
         t.fit()
     assert not (t.run_dir / "checkpoints" / "best.pt").exists()
     assert (t.run_dir / "checkpoints" / "nonfinite.pt").is_file()
+
+
+def test_eval_plugin_keeps_the_lowest_fid_as_best(tiny, cache, monkeypatch, tmp_path):
+    """FID is lower-is-better: best.pt is the step with the lowest FID seen."""
+    import gantricks_plugins.eval as eval_plugin
+
+    fids = {1: 5.0, 2: 3.0, 3: 4.0, 4: 2.5, 5: 6.0}
+    seen_steps = []
+
+    class Scores:  # the evaluator's output, one FID per evaluated step
+        def __init__(self, settings, *args, **kwargs):
+            assert settings.metrics == ["fid"]
+
+        def evaluate(self, generator, nz, rank=0, world_size=1, latent="normal"):
+            step = len(seen_steps) + 1
+            seen_steps.append(step)
+            return {"metrics": {"fid": {"value": fids[step], "reference_images": 10}}}
+
+    monkeypatch.setattr(eval_plugin, "Evaluator", Scores)
+    monkeypatch.setattr(eval_plugin, "write_outputs", lambda *a, **k: None)
+    quiet = [p for p in QUIET if p != "no:eval"]
+    weights = tmp_path / "inception.pth"
+    weights.touch()
+    opts = {**tiny, "steps": 5, "eval": {"every": 1, "metrics": ["fid"]}}
+    opts["eval"]["inception_weights"] = str(weights)
+    t, _ = prepare(opts, plugins=quiet)
+    t.fit()
+    assert seen_steps == [1, 2, 3, 4, 5]
+    best = torch.load(t.run_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["step"] == 4 and best["plugins"]["eval"]["best_value"] == 2.5

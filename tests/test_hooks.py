@@ -5,9 +5,19 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import pytest
 import torch
 
-from gantricks import Models, RunConfig, StepBatch, Trainer, hookimpl, hookspecs
+from gantricks import (
+    GantricksError,
+    Models,
+    RunConfig,
+    StepBatch,
+    Trainer,
+    checkpoint,
+    hookimpl,
+    hookspecs,
+)
 from gantricks.plugin_manager import hook_names
 from gantricks.run import prepare
 
@@ -184,3 +194,38 @@ def test_targets_hook_sets_what_the_discriminator_is_trained_towards(tiny):
     trainer, _ = prepare({**tiny, "steps": 1}, plugins=QUIET, extra_plugins=[(t, "t")])
     trainer.fit()
     assert t.seen == [(0.25, 0.5)]
+
+
+class _Refuses:
+    @hookimpl
+    def gantricks_train_start(self, trainer):
+        raise GantricksError("refuse: this run's settings do not suit me")
+
+
+def test_a_run_refused_before_its_first_step_gives_its_folder_back(tiny):
+    named = {**tiny, "steps": 2, "name": "exp"}
+    t, _ = prepare(named, plugins=QUIET, extra_plugins=[(_Refuses(), "refuse")])
+    assert t.run_dir.name == "exp" and (t.run_dir / "config.json").is_file()
+    with pytest.raises(GantricksError, match="refuse: this run's settings"):
+        t.fit()
+    assert not t.run_dir.exists()
+    # Refused while the trainer is built (an option a plugin rejects in configure).
+    with pytest.raises(GantricksError, match="iss"):
+        prepare({**named, "eval": {"metrics": ["iss"]}}, plugins=["no:progress", "no:tensorboard"])
+    assert not t.run_dir.exists()
+    # So the retry gets the name asked for, not exp-2.
+    ok, _ = prepare(named, plugins=QUIET)
+    assert ok.run_dir == t.run_dir
+    ok.fit()
+    # A folder holding anything else is kept whole: a resumed run's ...
+    r, ckpt = prepare({"steps": 3}, resume=ok.run_dir, extra_plugins=[(_Refuses(), "refuse")])
+    with pytest.raises(GantricksError, match="refuse"):
+        r.fit(resume=ckpt)
+    assert checkpoint.load(ok.run_dir)["step"] == 2
+    # ... and a new run's, once something besides config.json was written to it.
+    refusing = [(_Refuses(), "refuse")]
+    n, _ = prepare({**named, "name": "other"}, plugins=QUIET, extra_plugins=refusing)
+    (n.run_dir / "notes.txt").write_text("kept")
+    with pytest.raises(GantricksError, match="refuse"):
+        n.fit()
+    assert (n.run_dir / "config.json").is_file() and (n.run_dir / "notes.txt").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,11 +144,15 @@ def test_missing_inception_weights_are_a_clear_error(tmp_path, monkeypatch):
         inception.Inception(bad)
 
 
-def test_evaluate_run_with_inception_metrics(tmp_path, random_inception_weights, capsys):
-    """`gantricks eval` end to end: IS, FID, KID with a random network, outputs written."""
+def test_evaluate_run_with_inception_metrics(
+    tmp_path, random_inception_weights, capsys, monkeypatch
+):
+    """`gantricks eval` end to end: IS, FID, KID with a random network, outputs written;
+    IS is computed from the samples' 1008 unbiased logits and FID from their pool features."""
     import json
 
     from gantricks.cli import main
+    from gantricks.metrics.inception import Inception
     from gantricks.run import prepare
 
     from .conftest import QUIET
@@ -182,13 +187,34 @@ def test_evaluate_run_with_inception_metrics(tmp_path, random_inception_weights,
         "--device",
         "cpu",
     ]
+    seen: list[dict[str, torch.Tensor]] = []  # what the network gave, call by call
+    features = Inception.features
+    monkeypatch.setattr(
+        Inception, "features", lambda net, b: seen.append(features(net, b)) or seen[-1]
+    )
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "Inception Score" in printed and "2 contiguous splits" in printed
     result = json.loads((t.run_dir / "eval" / "step_0000002.json").read_text())
     m = result["metrics"]
-    assert len(m["is"]["splits"]) == 2 and m["is"]["mean"] >= 1.0
-    assert m["fid"]["value"] > 0 and m["fid"]["reference_images"] == 10
+    # The reference images (10, one batch) are run first, then the 20 samples.
+    assert [len(o["2048"]) for o in seen] == [10, 10, 10]
+    real = seen[0]["2048"]
+    logits = torch.cat([o["logits_unbiased"] for o in seen[1:]])
+    pool = torch.cat([o["2048"] for o in seen[1:]])
+    # IS: exp(E_x KL(p(y|x) || p(y))) on each of 2 contiguous splits of 10 samples.
+    p_yx = torch.softmax(logits, dim=1).numpy()
+    expected = []
+    for part in np.split(p_yx, 2):
+        p_y = part.mean(axis=0, keepdims=True)
+        expected.append(math.exp(np.mean(np.sum(part * (np.log(part) - np.log(p_y)), axis=1))))
+    assert m["is"]["splits"] == pytest.approx(expected, rel=1e-9)
+    assert m["is"]["mean"] == pytest.approx(np.mean(expected), rel=1e-9)
+    fid = scores.frechet_distance(
+        *scores.feature_statistics(pool), *scores.feature_statistics(real)
+    )
+    assert m["fid"]["value"] == pytest.approx(fid, rel=1e-9) and m["fid"]["value"] > 0
+    assert m["fid"]["reference_images"] == 10
     assert m["kid"]["subset_size"] == 10  # KID's subsets are no larger than the reference
     assert result["networks"]["inception"]["weights"] == "random_inception.pth"
     stats = list((tmp_path / "data" / ".gantricks-stats").glob("glyphs-28px-n10-*.pt"))
@@ -235,6 +261,11 @@ def test_folder_reference_statistics_follow_the_folders_images(
         again = reference()
     assert again["path"] == first["path"]
     torch.testing.assert_close(again["mu"], first["mu"])
+    Path(first["path"]).write_bytes(b"damaged")  # a cache file that cannot be read is redone
+    with pytest.warns(UserWarning, match="unreadable.*computing them again"):
+        redone = reference()
+    torch.testing.assert_close(redone["mu"], first["mu"])
+    assert torch.load(first["path"], weights_only=True)["num_images"] == 4  # rewritten
     write("4.png")
     added = reference()
     assert added["path"] != first["path"] and added["num_images"] == 5

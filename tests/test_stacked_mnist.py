@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from gantricks import stacked_mnist
+from gantricks import GantricksError, stacked_mnist
+from gantricks.data import load_dataset
 from gantricks.metrics import scores
 
 from .conftest import SHARED_DATA, mnist_available
@@ -111,3 +112,8 @@ def test_load_builds_from_mnist_deterministically():
     assert torch.equal(x, x2) and torch.equal(y, y2)
     data = load_dataset("stacked-mnist", SHARED_DATA, train=False, download=False)
     assert data.num_classes == 1000 and torch.equal(data.labels, test[1])
+
+
+def test_missing_mnist_names_stacked_mnist_and_what_to_put_where(tmp_path):
+    with pytest.raises(GantricksError, match=r"stacked-mnist is built from MNIST: .*MNIST/raw"):
+        load_dataset("stacked-mnist", tmp_path, 28, train=True, download=False)

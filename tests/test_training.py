@@ -141,11 +141,23 @@ def test_cli_errors_are_one_paragraph_and_exit_2(tmp_path, capsys):
     assert "train-images-idx3-ubyte" in capsys.readouterr().err
 
 
-def test_console_script_runs():
+def test_console_script_runs(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "gantricks", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("gantricks ")
+    # A warning reads as one line of the tool's, without Python's file:line and source.
+    args = ["train", "--steps", "1", "--batch-size", "8", "--set", "ngf=8", "ndf=8"]
+    args += ["--set", "cuda_graph=true", "--device", "cpu", "--out-dir", str(tmp_path)]
+    args += ["--plugins", "no:progress,no:tensorboard,no:eval,no:samples"]
+    run = subprocess.run([sys.executable, "-m", "gantricks", *args], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    warned = [line for line in run.stderr.splitlines() if "cuda_graph" in line]
+    assert warned == [
+        "gantricks: warning: cuda_graph=true is ignored: the run is on cpu, not CUDA; the "
+        "step runs eagerly"
+    ]
+    assert ".py:" not in run.stderr
 
 
 @pytest.mark.skipif(not mnist_available(), reason="shared MNIST not present")

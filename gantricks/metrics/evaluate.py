@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,9 +147,17 @@ class Evaluator:
             key += f"-files{folder_fingerprint(self.data_dir)}"
         path = _stats_path(self.data_dir, key + ".pt")
         if path.is_file():
-            self.reference = torch.load(path, weights_only=True)
-            self.reference["path"] = str(path)
-            return self.reference
+            try:
+                self.reference = torch.load(path, weights_only=True)
+            except Exception as e:  # a cache: an unreadable file is computed again
+                warnings.warn(
+                    f"reference statistics {str(path)!r} are unreadable ({type(e).__name__}); "
+                    "computing them again",
+                    stacklevel=2,
+                )
+            else:
+                self.reference["path"] = str(path)
+                return self.reference
         from gantricks.data import load_dataset
 
         data = load_dataset(
