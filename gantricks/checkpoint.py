@@ -89,17 +89,25 @@ def _unreadable(path: Path, error: Exception) -> str:
     torch's own messages suggest ``weights_only=False`` (unsafe for a file of unknown
     origin) or run to a paragraph about its zip reader, so they are not passed on whole.
     """
-    if path.stat().st_size == 0:
-        return "the file is empty"
-    if not zipfile.is_zipfile(path):
-        return "it is not the zip archive torch.save writes (cut short, or another kind of file)"
+    if isinstance(error, OSError):
+        return f"it could not be read ({error.strerror or error})"
+    try:
+        if path.stat().st_size == 0:
+            return "the file is empty"
+        if not zipfile.is_zipfile(path):  # every gantricks checkpoint is one
+            return (
+                "it is not the zip archive torch.save writes (cut short, or another kind of file)"
+            )
+    except OSError as e:
+        return f"it could not be read ({e.strerror or e})"
     if isinstance(error, pickle.UnpicklingError):
         return (
             "its contents do not read as tensors and plain values (damaged, or holding other "
             "objects, which are not loaded because unpickling them could run code)"
         )
-    first = str(error).splitlines()[0].split(". ")[0] if str(error) else ""
-    return f"its archive is damaged ({type(error).__name__}: {first[:160]})"
+    first = str(error).splitlines()[0] if str(error) else ""
+    first = first.split(" This is an internal miniz error")[0]  # then advice, not cause
+    return f"it could not be unpacked ({type(error).__name__}: {first[:200]})"
 
 
 def load(path_or_run: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

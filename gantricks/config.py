@@ -96,7 +96,7 @@ def base_for(image_size: int) -> tuple[int, int]:
         if size == image_size and n >= 1:
             return base, n
     raise ValueError(
-        f"image_size {image_size} is not supported: use 4·2ⁿ or 7·2ⁿ with n ≥ 1 "
+        f"image_size {image_size} is not supported: use 4*2^n or 7*2^n with n >= 1 "
         "(8, 14, 16, 28, 32, 56, 64, 112, 128, ...)"
     )
 

@@ -54,8 +54,9 @@ def run_dir_of(ckpt_path: str | Path) -> Path:
     return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
-def _new_run_dir(config: RunConfig) -> Path:
-    """An absent or empty folder for a new run, claimed by creating its ``config.json``.
+def _new_run_dir(config: RunConfig) -> tuple[Path, bool]:
+    """An absent or empty folder for a new run, claimed by creating its ``config.json``;
+    also whether the folder was made here (rather than found empty).
 
     The claim is an exclusive create, so runs started at once (a shell loop over seeds, all
     named by the same second's timestamp) get ``NAME``, ``NAME-2``, ... instead of sharing
@@ -65,13 +66,19 @@ def _new_run_dir(config: RunConfig) -> Path:
     base = Path(config.out_dir) / name
     path, k = base, 2
     while True:
-        path.mkdir(parents=True, exist_ok=True)
-        if not any(path.iterdir()):
-            try:
+        try:
+            path.mkdir(parents=True)
+            made = True
+        except FileExistsError:
+            made = False
+        try:
+            if made or not any(path.iterdir()):
                 (path / "config.json").open("x").close()
-                return path
-            except FileExistsError:  # another run claimed it just now
-                pass
+                return path, made
+        except FileExistsError:  # another run claimed it just now
+            pass
+        except FileNotFoundError:  # a refused run gave the folder back just now: try again
+            continue
         path, k = base.with_name(f"{base.name}-{k}"), k + 1
 
 
@@ -157,6 +164,7 @@ def prepare(
         ),
         "load the dataset",
     )
+    made = False  # whether this run made its folder (a new run's: see _new_run_dir)
     if ckpt is not None:
         if (ckpt.get("image_size"), ckpt.get("channels")) != (data.image_size, data.channels):
             raise GantricksError(
@@ -175,7 +183,7 @@ def prepare(
                 stacklevel=2,
             )
     else:
-        run_dir = _new_run_dir(config) if rank.is_main else None
+        run_dir, made = _new_run_dir(config) if rank.is_main else (None, False)
         if rank.enabled:
             run_dir = Path(distributed.broadcast_object(None if run_dir is None else str(run_dir)))
     assert run_dir is not None
@@ -184,13 +192,14 @@ def prepare(
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
         trainer = Trainer(config, pm, data, run_dir)
+        if rank.is_main and ckpt is None:
+            trainer.write_config()  # a resumed run's, once its checkpoint has loaded (fit)
     except BaseException:  # refused while building (gantricks_configure, a plugin's models)
         if rank.is_main and ckpt is None:
-            release_unused_run_dir(run_dir)
+            release_unused_run_dir(run_dir, remove_folder=made)
         raise
     if rank.is_main and ckpt is None:
-        trainer.new_run_dir = True
-        trainer.write_config()  # a resumed run's, once its checkpoint has loaded (fit)
+        trainer.new_run_dir = "made" if made else "found"
     return trainer, ckpt
 
 

@@ -137,19 +137,21 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def release_unused_run_dir(run_dir: Path) -> bool:
-    """Remove a new run's folder if it holds nothing but its ``config.json``.
+def release_unused_run_dir(run_dir: Path, remove_folder: bool) -> bool:
+    """Give back a new run's folder that holds nothing but its ``config.json``.
 
     A run refused before its first step (a plugin's check at ``train_start``, a bad option)
     would otherwise leave a folder that takes its name: a retry with the same ``--name``
     would become ``NAME-2``. Only that one file, written by this run, is removed, and the
-    folder only when it is then empty; anything else written there keeps it all.
+    folder itself only when this run made it (``remove_folder``) and it is then empty:
+    a folder the user made stays, and anything else written there keeps it all.
     """
     try:
         if [p.name for p in run_dir.iterdir()] != ["config.json"]:
             return False
         (run_dir / "config.json").unlink()
-        run_dir.rmdir()
+        if remove_folder:
+            run_dir.rmdir()
     except OSError:  # gone already, or another file appeared meanwhile: keep what is left
         return False
     return True
@@ -173,9 +175,11 @@ class Trainer:
         self.dist = distributed.current()
         self.device = resolve_device(config.device, self.dist.local_rank)
         self.step = 0
-        #: Set by :func:`gantricks.run.prepare` when it claimed a new folder for this run:
-        #: a run that fails before its first step then gives the folder back.
-        self.new_run_dir = False
+        #: Set by :func:`gantricks.run.prepare` when it claimed a new folder for this run,
+        #: ``"made"`` or ``"found"`` (empty): a run that fails before its first step then
+        #: gives the folder back, and cannot train again (``fit`` refuses).
+        self.new_run_dir: str | None = None
+        self._run_dir_released = False
         self.stop_requested = False
         self._agreed_stop = False  # multi-process: all ranks stop at the same step
         self._bf16 = config.precision == "bf16"
@@ -310,7 +314,13 @@ class Trainer:
         ``resume`` is a loaded checkpoint (:func:`gantricks.checkpoint.load`): the run
         continues from its step exactly as if it had never stopped.
         """
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._run_dir_released:
+            raise GantricksError(
+                f"this run was refused before its first step and its folder {str(self.run_dir)!r} "
+                "was given back; prepare a new run (gantricks.run.prepare) to train again"
+            )
+        if self.dist.is_main:  # only rank 0 writes there (a slower rank must not remake it)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume is not None:
             self.load_core_state(resume)
             if self.dist.is_main:
@@ -348,7 +358,8 @@ class Trainer:
         finally:
             self.hook.gantricks_train_end(trainer=self, reason=reason)
             if reason == "error" and self.step == 0 and self.new_run_dir and self.dist.is_main:
-                release_unused_run_dir(self.run_dir)
+                made = self.new_run_dir == "made"
+                self._run_dir_released = release_unused_run_dir(self.run_dir, made)
         return self.last_scalars
 
     def write_config(self) -> None:

@@ -6,7 +6,8 @@ import warnings
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gantricks import Trainer, hookimpl
+from gantricks import GantricksError, Trainer, hookimpl
+from gantricks.checkpoint import load as load_checkpoint
 
 
 class Plugin:
@@ -68,12 +69,16 @@ class Plugin:
         elif reason == "nonfinite":
             # Kept apart so last.pt stays the last good state.
             self._save(trainer, "nonfinite.pt", require_finite=False)
+            good = "no good checkpoint was saved before it"
             last = folder / "last.pt"
-            good = (
-                f"the last good checkpoint is {last}"
-                if last.is_file()
-                else "no good checkpoint was saved before it"
-            )
+            if last.is_file():
+                # Its step, read back: after a resume from an older step_N.pt, last.pt may
+                # still hold the later state of the branch that was left.
+                try:
+                    step = load_checkpoint(last)["step"]
+                    good = f"the last good checkpoint is {last} (step {step})"
+                except GantricksError as e:
+                    good = f"{last} is there but unreadable: {e}"
             print(
                 f"saved the non-finite state to {folder / 'nonfinite.pt'} for inspection; {good}",
                 flush=True,

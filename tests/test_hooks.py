@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,6 +210,9 @@ def test_a_run_refused_before_its_first_step_gives_its_folder_back(tiny):
     with pytest.raises(GantricksError, match="refuse: this run's settings"):
         t.fit()
     assert not t.run_dir.exists()
+    with pytest.raises(GantricksError, match="given back; prepare a new run"):
+        t.fit()  # the name may belong to another run by now: never train into it
+    assert not t.run_dir.exists()
     # Refused while the trainer is built (an option a plugin rejects in configure).
     with pytest.raises(GantricksError, match="iss"):
         prepare({**named, "eval": {"metrics": ["iss"]}}, plugins=["no:progress", "no:tensorboard"])
@@ -229,3 +233,11 @@ def test_a_run_refused_before_its_first_step_gives_its_folder_back(tiny):
     with pytest.raises(GantricksError, match="refuse"):
         n.fit()
     assert (n.run_dir / "config.json").is_file() and (n.run_dir / "notes.txt").is_file()
+    # A folder the user made (empty) loses only the config.json this run wrote into it.
+    mine = Path(tiny["out_dir"]) / "mine"
+    mine.mkdir()
+    m, _ = prepare({**named, "name": "mine"}, plugins=QUIET, extra_plugins=refusing)
+    assert m.run_dir == mine
+    with pytest.raises(GantricksError, match="refuse"):
+        m.fit()
+    assert mine.is_dir() and not any(mine.iterdir())

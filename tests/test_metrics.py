@@ -265,6 +265,10 @@ def test_folder_reference_statistics_follow_the_folders_images(
     with pytest.warns(UserWarning, match="unreadable.*computing them again"):
         redone = reference()
     torch.testing.assert_close(redone["mu"], first["mu"])
+    torch.save({"mu": first["mu"]}, first["path"])  # readable, but not the statistics
+    with pytest.warns(UserWarning, match=r"unreadable \(KeyError\)"):
+        redone = reference()
+    torch.testing.assert_close(redone["sigma"], first["sigma"])
     assert torch.load(first["path"], weights_only=True)["num_images"] == 4  # rewritten
     write("4.png")
     added = reference()

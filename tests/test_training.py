@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -101,7 +102,9 @@ def test_cli_train_sample_and_plugins(tmp_path, capsys):
     assert main(["sample", str(out / "cli"), "--n", "10", "--out", str(grid), "--nrow", "5"]) == 0
     with Image.open(grid) as img:
         assert img.size == (5 * 30 + 2, 2 * 30 + 2)
+    before = warnings.formatwarning
     assert main(["plugins"]) == 0
+    assert warnings.formatwarning is before  # the CLI's one-line format is put back
     listing = capsys.readouterr().out
     assert "tensorboard (on by default" in listing and "--set samples.every=500" in listing
     # Plugins with step hooks say whether a CUDA graph replays them; the others say nothing.
@@ -232,14 +235,40 @@ def test_new_runs_claim_their_folders(tmp_path):
 
     config = validate_core({"out_dir": str(tmp_path), "name": "run"})
     with ThreadPoolExecutor(4) as pool:
-        folders = list(pool.map(lambda _: _new_run_dir(config), range(8)))
+        claims = list(pool.map(lambda _: _new_run_dir(config), range(8)))
+    folders = [f for f, _ in claims]
     assert sorted(f.name for f in folders) == sorted(["run"] + [f"run-{k}" for k in range(2, 9)])
     assert all((f / "config.json").is_file() for f in folders)
+    assert all(made for _, made in claims)
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
-    assert _new_run_dir(validate_core({"out_dir": str(tmp_path), "name": "empty"})).name == "empty"
-    assert (
-        _new_run_dir(validate_core({"out_dir": str(tmp_path), "name": "notes"})).name == "notes-2"
-    )
+    empty = _new_run_dir(validate_core({"out_dir": str(tmp_path), "name": "empty"}))
+    assert empty == (tmp_path / "empty", False)  # found empty, not made
+    notes = _new_run_dir(validate_core({"out_dir": str(tmp_path), "name": "notes"}))
+    assert notes == (tmp_path / "notes-2", True)
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+
+
+def test_a_claim_retries_a_folder_given_back_meanwhile(tmp_path, monkeypatch):
+    """Between seeing a folder empty and creating its config.json, a refused run may
+    remove that folder; the claim then makes it again rather than failing."""
+    from pathlib import Path
+
+    from gantricks.config import validate_core
+    from gantricks.run import _new_run_dir
+
+    (tmp_path / "run").mkdir()  # found empty ...
+    real_open = Path.open
+    calls = []
+
+    def open_once_removed(self, mode="r", *args, **kwargs):
+        if mode == "x" and not calls:
+            calls.append(self)
+            self.parent.rmdir()  # ... and given back before the claim
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_once_removed)
+    path, made = _new_run_dir(validate_core({"out_dir": str(tmp_path), "name": "run"}))
+    assert (path, made) == (tmp_path / "run", True) and (path / "config.json").is_file()
+    assert calls == [tmp_path / "run" / "config.json"]

@@ -30,6 +30,8 @@ from gantricks.sampling import draw_latent, generate
 METRICS = ("is", "fid", "kid", "classifier")
 INCEPTION_METRICS = {"is", "fid", "kid"}
 CLASSIFIER_DATASETS = ("glyphs", "mnist", "fashion-mnist", "stacked-mnist")
+#: What a cached reference-statistics file must hold to be used.
+_REFERENCE_KEYS = {"mu", "sigma", "kid_features", "num_images"}
 
 
 @dataclass
@@ -148,7 +150,10 @@ class Evaluator:
         path = _stats_path(self.data_dir, key + ".pt")
         if path.is_file():
             try:
-                self.reference = torch.load(path, weights_only=True)
+                cached = torch.load(path, weights_only=True)
+                missing = _REFERENCE_KEYS - set(cached)
+                if missing:
+                    raise KeyError(f"no {', '.join(sorted(missing))}")
             except Exception as e:  # a cache: an unreadable file is computed again
                 warnings.warn(
                     f"reference statistics {str(path)!r} are unreadable ({type(e).__name__}); "
@@ -156,7 +161,7 @@ class Evaluator:
                     stacklevel=2,
                 )
             else:
-                self.reference["path"] = str(path)
+                self.reference = {**cached, "path": str(path)}
                 return self.reference
         from gantricks.data import load_dataset
 
