@@ -56,7 +56,8 @@ def run_dir_of(ckpt_path: str | Path) -> Path:
 
 def _new_run_dir(config: RunConfig) -> tuple[Path, bool]:
     """An absent or empty folder for a new run, claimed by creating its ``config.json``;
-    also whether the folder was made here (rather than found empty).
+    also whether the folder was made here (rather than found empty: then a refused run
+    leaves the folder, which may be the user's or another claim's).
 
     The claim is an exclusive create, so runs started at once (a shell loop over seeds, all
     named by the same second's timestamp) get ``NAME``, ``NAME-2``, ... instead of sharing

@@ -239,7 +239,8 @@ def test_new_runs_claim_their_folders(tmp_path):
     folders = [f for f, _ in claims]
     assert sorted(f.name for f in folders) == sorted(["run"] + [f"run-{k}" for k in range(2, 9)])
     assert all((f / "config.json").is_file() for f in folders)
-    assert all(made for _, made in claims)
+    # (Which claim reports having made its folder is left to the race: a claim that finds
+    # another's new folder still empty may take it, and then does not remove it if refused.)
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
