@@ -7,7 +7,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gantricks import __version__, cli_features, cli_latent
 from gantricks.config import DATASETS, RunConfig, load_toml, merge, parse_sets
@@ -405,8 +405,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if failed == len(records) else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a usage error as one line, like gantricks' other errors (the full
+    usage, a dozen lines, is what ``--help`` is for)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gantricks",
         description="DCGAN training with the Improved-GAN tricks as plugins.",
     )

@@ -121,6 +121,14 @@ def test_cli_train_sample_and_plugins(tmp_path, capsys):
 
 
 def test_cli_errors_are_one_paragraph_and_exit_2(tmp_path, capsys):
+    for args in (["train", "--dataset", "foo"], ["train", "--steps", "2", "--epochs", "1"], []):
+        with pytest.raises(SystemExit) as stop:
+            main(args)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error: " in err and "--help`" in err, err
+    usage_error = _usage_error(["train", "--dataset", "foo"])  # as a shell user sees it
+    assert usage_error.startswith("gantricks train: error: argument --dataset: invalid choice")
     assert main(["train", "--plugins", "nosuch", "--out-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gantricks: error: unknown plugin 'nosuch'") and err.count("\n") == 1
@@ -142,6 +150,13 @@ def test_cli_errors_are_one_paragraph_and_exit_2(tmp_path, capsys):
     )
     assert code == 2
     assert "train-images-idx3-ubyte" in capsys.readouterr().err
+
+
+def _usage_error(args: list[str]) -> str:
+    """What argparse prints for a bad command line (it exits: run it in a subprocess)."""
+    run = subprocess.run([sys.executable, "-m", "gantricks", *args], capture_output=True, text=True)
+    assert run.returncode == 2
+    return run.stderr
 
 
 def test_console_script_runs(tmp_path):
