@@ -105,8 +105,9 @@ def gantricks_train_start(trainer: Trainer) -> None:
     first mean, ``trylast``). Mark such an implementation the same way.
 
     A plugin that cannot work with this run (no labels, an unsuitable layer) raises
-    :class:`gantricks.GantricksError` here. A new run's folder is then removed if it holds
-    nothing but ``config.json``. The return value is ignored.
+    :class:`gantricks.GantricksError` here. A new run then gives its folder back if it
+    holds nothing but its ``config.json`` (the folder itself is removed only when the run
+    made it). The return value is ignored.
     """
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -178,7 +178,7 @@ class Trainer:
         #: Set by :func:`gantricks.run.prepare` when it claimed a new folder for this run,
         #: ``"made"`` or ``"found"`` (empty): a run that fails before its first step then
         #: gives the folder back, and cannot train again (``fit`` refuses).
-        self.new_run_dir: str | None = None
+        self.new_run_dir: Literal["made", "found"] | None = None
         self._run_dir_released = False
         self.stop_requested = False
         self._agreed_stop = False  # multi-process: all ranks stop at the same step
