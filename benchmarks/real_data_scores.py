@@ -8,7 +8,7 @@ For glyphs and MNIST: trains (``--retrain``: from scratch, deleting the cached f
 loads gantricks' cached DigitClassifier, timing it, then scores the real test split (10,000
 images) with it: classifier score (IS formula, 10 contiguous splits), classes covered, KL of
 the class histogram to uniform. For Stacked MNIST: 26,000 images built from MNIST's test
-split (seed 0, as ``stacked_mnist.load(train=False, n=26000)``), scored as a generator's
+split (seed 0, as ``load_stacked_mnist(train=False, n=26000)``), scored as a generator's
 samples would be (VEEGAN/PacGAN protocol): modes covered of 1,000 and KL to uniform, next to
 the same statistics from the true labels.
 """
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from gantricks import stacked_mnist
-from gantricks.data import load_dataset
+from gantricks.data import load_dataset, load_stacked_mnist
 from gantricks.metrics import scores
 from gantricks.metrics.classifier import (
     classifier_path,
@@ -35,6 +35,7 @@ from gantricks.metrics.classifier import (
     load_classifier,
     predict_probs,
 )
+from gantricks.metrics.modes import mode_coverage
 
 
 def classifier_section(dataset: str, data_dir: str, retrain: bool) -> tuple[Any, dict[str, Any]]:
@@ -66,9 +67,9 @@ def classifier_section(dataset: str, data_dir: str, retrain: bool) -> tuple[Any,
 
 def stacked_section(mnist_model: Any, data_dir: str, n: int, seed: int) -> dict[str, Any]:
     """Modes covered by real Stacked MNIST images, as the classifier sees them and truly."""
-    images, labels = stacked_mnist.load(data_dir, train=False, n=n, seed=seed, download=False)
+    images, labels = load_stacked_mnist(data_dir, train=False, n=n, seed=seed, download=False)
     start = time.perf_counter()
-    r = stacked_mnist.mode_coverage(mnist_model, images, "cpu")
+    r = mode_coverage(mnist_model, images, "cpu")
     seconds = time.perf_counter() - start
     true_counts = torch.bincount(labels, minlength=stacked_mnist.NUM_MODES)
     predicted = torch.tensor(r["histogram"])

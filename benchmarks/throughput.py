@@ -114,10 +114,7 @@ def gantricks_loop(
 
     def run(steps: int) -> None:
         for _ in range(steps):
-            if trainer.step == 0:
-                trainer.first_step()  # compiled, or eager with a warning if compiling fails
-            else:
-                trainer.train_step()
+            trainer.train_step()  # compiled (falling back to eager) or graphed, as in fit()
             trainer.step += 1
             if trainer.step % trainer.config.log_every == 0:
                 trainer.log()  # the loop's one host sync, as in fit()

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from gantricks import glyphs
+from gantricks import glyphs, stacked_mnist
 from gantricks.errors import GantricksError
 
 NATIVE_SIZE = {
@@ -275,9 +276,7 @@ def load_dataset(
     elif name in ("mnist", "fashion-mnist", "cifar10", "svhn"):
         images, labels = _to_tensors(name, _torchvision(name, root, train, download))
     elif name == "stacked-mnist":
-        from gantricks import stacked_mnist
-
-        images, labels = stacked_mnist.load(root, train=train, download=download)
+        images, labels = load_stacked_mnist(root, train=train, download=download)
     elif name == "celeba":
         ds = _torchvision(name, root, train, download)
         images = _load_images_from_files(ds, size, "decoding CelebA")
@@ -287,6 +286,39 @@ def load_dataset(
     else:
         raise GantricksError(f"unknown dataset {name!r}; allowed: {', '.join(NATIVE_SIZE)}")
     return ImageData(name, resize_uint8(images, size), labels, NUM_CLASSES.get(name))
+
+
+def load_stacked_mnist(
+    data_dir: str | Path = "data",
+    train: bool = True,
+    n: int | None = None,
+    seed: int = 0,
+    download: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked MNIST (uint8 images, labels) built from MNIST's train (or test) split under
+    ``data_dir`` (see :mod:`gantricks.stacked_mnist`).
+
+    ``n`` defaults to 128,000 for train (as PacGAN) and 10,000 for test. Built once per
+    process and arguments (callers must not modify the returned tensors in place).
+    """
+    size = n if n is not None else (stacked_mnist.TRAIN_SIZE if train else stacked_mnist.TEST_SIZE)
+    root = str(Path(data_dir).expanduser().resolve())
+    return _stacked(root, bool(train), int(size), int(seed), bool(download))
+
+
+@lru_cache(maxsize=4)
+def _stacked(
+    root: str, train: bool, n: int, seed: int, download: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        mnist = load_dataset("mnist", root, image_size=28, train=train, download=download)
+    except GantricksError as e:
+        raise GantricksError(f"stacked-mnist is built from MNIST: {e}") from None
+    assert mnist.labels is not None
+    # Different generator seeds for the two splits, as glyphs does.
+    return stacked_mnist.generate(
+        mnist.images, mnist.labels, n, seed=2 * seed + (0 if train else 1)
+    )
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:

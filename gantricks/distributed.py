@@ -46,6 +46,21 @@ class DistInfo:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    # The training loop's collectives: each does nothing in a single process, so the loop
+    # has no branch for it.
+    def average_gradients(self, params: list[torch.Tensor]) -> None:
+        """All-reduce (mean) the gradients of ``params`` across processes."""
+        if self.enabled:
+            average_gradients(params, self.world_size)
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise mean of a tensor over processes (once per log window)."""
+        return mean_across_ranks(values) if self.enabled else values
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every process when it is true on any (agreeing on when to stop)."""
+        return any_rank(flag, device) if self.enabled else flag
+
 
 def init_from_env(device: str = "auto") -> DistInfo:
     """Join the process group torchrun describes in the environment (if any)."""

@@ -13,7 +13,7 @@ full-size convolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 import torch
@@ -98,15 +98,30 @@ def init_weights(module: nn.Module) -> None:
 
 @dataclass
 class Models:
-    """The two players. Plugins may replace either, or modules inside them."""
+    """The two players, and modules plugins keep beside them.
+
+    Plugins may replace either player, or modules inside them (``gantricks_build_models``).
+    ``extra`` holds modules no optimiser trains (an exponential moving average of G, say):
+    they are saved in checkpoints, moved to the device and rebuilt for sampling like the
+    players.
+    """
 
     generator: nn.Module
     discriminator: nn.Module
     nz: int
+    extra: nn.ModuleDict = field(default_factory=nn.ModuleDict)
+    #: The generator a plugin chose for sampling (``gantricks_sampling_generator``), if any.
+    for_sampling: nn.Module | None = None
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator samples are drawn from: ``for_sampling``, else ``generator``."""
+        return self.for_sampling if self.for_sampling is not None else self.generator
 
     def to(self, device: torch.device) -> Models:
         self.generator.to(device)
         self.discriminator.to(device)
+        self.extra.to(device)
         return self
 
 

@@ -2,186 +2,92 @@
 
 A plugin is named on the command line as an entry-point name (built-in or installed
 package, group ``"gantricks"``), a dotted module path (``mypkg.trick``) or a ``.py`` file
-(``./my_trick.py``). ``no:NAME`` removes a plugin that is on by default.
+(``./my_trick.py``, stored as an absolute path so a run resumes from any folder).
+``no:NAME`` removes a plugin that is on by default.
 
-A plugin module either holds ``@hookimpl`` functions, or defines a class ``Plugin``:
-gantricks then makes one instance per run (``Plugin(config)`` when the class declares a
-pydantic ``Config``, else ``Plugin()``) and registers the instance, so state never leaks
-between runs. The plugin's options model is ``Plugin.Config`` or the module's ``Config``.
-Its one-line description is the first line of its docstring.
+A plugin module either holds ``@hookimpl`` functions, or defines a plugin class: a
+subclass of :class:`gantricks.Plugin` (or any class named ``Plugin``). gantricks then makes
+one instance per run with its validated options and registers the instance, so state never
+leaks between runs. The options model is the class's ``Config`` or the module's
+``Config``; the one-line description is the first line of the class's (or module's)
+docstring. Every ``gantricks_*`` name a plugin defines must be a hook and be marked
+``@hookimpl``: anything else stops the run before it starts, with the closest hook name.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
-import importlib.metadata
-import importlib.util
 import inspect
-import sys
 import types
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pluggy
-from pydantic import BaseModel
+import torch
 
 from gantricks import hookspecs
+from gantricks.config import merge, validate_plugin_options
 from gantricks.errors import GantricksError, PluginError
+from gantricks.markers import PROJECT
+from gantricks.plugin import Plugin
+from gantricks.plugin_specs import (
+    DEFAULT_PLUGINS,
+    LoadedPlugin,
+    available,
+    first_line,
+    load_plugin,
+    plugin_list,
+    resolve_specs,
+)
 
-ENTRY_POINT_GROUP = "gantricks"
-#: Infrastructure plugins that every run loads unless removed with ``no:NAME``.
-DEFAULT_PLUGINS: tuple[str, ...] = ("progress", "tensorboard", "checkpoint", "samples", "eval")
-#: Default plugins that only rank 0 of a multi-process run loads (logging and saving);
-#: ``eval`` runs on every rank, each sampling and scoring its share.
-MAIN_RANK_PLUGINS: tuple[str, ...] = ("progress", "tensorboard", "checkpoint", "samples")
-
-
-@dataclass
-class LoadedPlugin:
-    """A plugin after loading: where it came from, its options model and description."""
-
-    name: str
-    spec: str
-    module: types.ModuleType
-    factory: type | None
-    config_model: type[BaseModel] | None
-    description: str
-    config: BaseModel | None = None
-    obj: Any = field(default=None, repr=False)
-
-    def options_help(self) -> list[tuple[str, str, str]]:
-        """(name, default, description) per option."""
-        if self.config_model is None:
-            return []
-        rows = []
-        for key, info in self.config_model.model_fields.items():
-            default = "required" if info.is_required() else _toml_literal(info.get_default())
-            rows.append((key, default, info.description or ""))
-        return rows
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "LoadedPlugin",
+    "PluginManager",
+    "available",
+    "check_hook_names",
+    "load_plugin",
+    "plugin_list",
+    "resolve_specs",
+]
 
 
-def available() -> dict[str, importlib.metadata.EntryPoint]:
-    """Entry-point plugins installed in this environment, by name."""
-    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return {ep.name: ep for ep in sorted(eps, key=lambda e: e.name)}
-
-
-def _first_line(obj: Any) -> str:
-    doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else "(no description)"
-
-
-def plugin_list(requested: Any) -> list[str]:
-    """Plugin specs from ``--plugins`` values or the ``plugins`` option: one string or a
-    list of strings, each split at commas (``"minibatch,label_smooth"``)."""
-    if isinstance(requested, str):
-        requested = [requested]
-    if isinstance(requested, (list, tuple)) and all(isinstance(s, str) for s in requested):
-        return [p.strip() for v in requested for p in v.split(",") if p.strip()]
-    raise GantricksError(
-        f"plugins={requested!r} is invalid: give a list of plugin names "
-        '(plugins = ["minibatch", "label_smooth"]) or one comma-separated string'
-    )
-
-
-def resolve_specs(requested: list[str], defaults: tuple[str, ...] = DEFAULT_PLUGINS) -> list[str]:
-    """Defaults plus requested plugins, minus ``no:NAME`` entries, in a stable order."""
-    specs = [s.strip() for s in requested if s.strip()]
-    blocked = {s[3:] for s in specs if s.startswith("no:")}
-    wanted = [s for s in specs if not s.startswith("no:")]
-    known = set(defaults) | set(wanted) | set(available())
-    for name in sorted(blocked):
-        if name not in known:
+def check_hook_names(obj: Any, name: str) -> None:
+    """Every ``gantricks_*`` callable of a plugin is a declared hook marked ``@hookimpl``:
+    a misspelt hook would otherwise never be called, silently."""
+    hooks = hookspecs.hook_names()
+    for attr in dir(obj):
+        if not attr.startswith("gantricks_"):
+            continue
+        value = getattr(obj, attr, None)
+        if not callable(value):
+            continue
+        if attr not in hooks:
+            close = difflib.get_close_matches(attr, hooks, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
             raise GantricksError(
-                f"no:{name} blocks a plugin that is not known; plugins on by default: "
-                f"{', '.join(defaults)}"
+                f"plugin {name!r} defines {attr}, which is not a gantricks hook{hint} "
+                "(the hooks are listed in gantricks/hookspecs.py and the README)"
             )
-    out: list[str] = []
-    for spec in [*defaults, *wanted]:
-        if spec not in blocked and spec not in out:
-            out.append(spec)
-    return out
-
-
-def _import_spec(spec: str) -> tuple[str, types.ModuleType | Any]:
-    """Import one plugin spec; return (default name, loaded module or object)."""
-    if spec.endswith(".py") or "/" in spec or "\\" in spec:
-        path = Path(spec).expanduser().resolve()
-        if not path.is_file():
-            raise GantricksError(f"plugin file {spec!r} does not exist (looked at {path})")
-        mod_name = f"gantricks_local_plugin_{path.stem}_{abs(hash(str(path)))}"
-        if mod_name in sys.modules:
-            return path.stem, sys.modules[mod_name]
-        module_spec = importlib.util.spec_from_file_location(mod_name, path)
-        assert module_spec is not None and module_spec.loader is not None
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[mod_name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as e:
-            del sys.modules[mod_name]
-            raise GantricksError(f"plugin file {spec!r} failed to import: {e!r}") from e
-        return path.stem, module
-    eps = available()
-    if spec in eps:
-        try:
-            return spec, eps[spec].load()
-        except Exception as e:
+        if getattr(value, f"{PROJECT}_impl", None) is None:
             raise GantricksError(
-                f"plugin {spec!r} (entry point {eps[spec].value}) failed to import: {e!r}"
-            ) from e
-    if "." in spec:
-        try:
-            return spec.rsplit(".", 1)[-1], importlib.import_module(spec)
-        except ModuleNotFoundError as e:
-            if e.name and spec.startswith(e.name):
-                raise GantricksError(
-                    f"plugin module {spec!r} cannot be imported (no module named {e.name!r}); "
-                    f"installed plugins: {', '.join(eps) or 'none'}"
-                ) from None
-            raise GantricksError(f"plugin module {spec!r} failed to import: {e!r}") from e
-    close = difflib.get_close_matches(spec, list(eps), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise GantricksError(
-        f"unknown plugin {spec!r}{hint}; available plugins: {', '.join(eps) or 'none'}. "
-        "A plugin can also be a file (./my_trick.py) or a module path (mypkg.trick); "
-        "`gantricks plugins` lists them with their options."
-    )
-
-
-def load_plugin(spec: str) -> LoadedPlugin:
-    """Import a plugin and read its name, options model and description (no instance yet)."""
-    default_name, obj = _import_spec(spec)
-    module = obj if isinstance(obj, types.ModuleType) else inspect.getmodule(obj)
-    factory = getattr(obj, "Plugin", None) if isinstance(obj, types.ModuleType) else obj
-    if factory is not None and not inspect.isclass(factory):
-        factory = None
-    config_model = getattr(factory, "Config", None) or getattr(module, "Config", None)
-    if config_model is not None and not (
-        inspect.isclass(config_model) and issubclass(config_model, BaseModel)
-    ):
-        raise GantricksError(f"plugin {spec!r}: Config must be a pydantic BaseModel subclass")
-    name = getattr(module, "NAME", None) or default_name
-    description = _first_line(factory if factory is not None and factory.__doc__ else module)
-    return LoadedPlugin(
-        name=name,
-        spec=spec,
-        module=module,  # type: ignore[arg-type]
-        factory=factory,
-        config_model=config_model,
-        description=description,
-    )
+                f"plugin {name!r} defines {attr} without @hookimpl, so it would never be "
+                "called; decorate it with @gantricks.hookimpl"
+            )
 
 
 class PluginManager:
-    """Loads plugins for one run, validates their options and registers them with pluggy."""
+    """Loads plugins for one run, validates their options and registers them with pluggy.
 
-    def __init__(self) -> None:
-        self.pm = pluggy.PluginManager("gantricks")
+    :param is_main: whether this is the main process (rank 0); elsewhere plugins that
+        declare ``main_process_only`` are left out (they are listed in ``skipped``).
+    """
+
+    def __init__(self, is_main: bool = True) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, LoadedPlugin] = {}
+        self.is_main = is_main
+        self.skipped: set[str] = set()
 
     @property
     def hook(self) -> Any:
@@ -220,37 +126,49 @@ class PluginManager:
                 f"plugin; plugins: {', '.join(known)}.{hint}"
             )
         if inherited:
-            from gantricks.config import merge
-
             kept = {k: v for k, v in inherited.items() if k in names}
             options = {k: merge(kept.get(k, {}), options.get(k, {})) for k in {*kept, *options}}
-        from gantricks.config import validate_plugin_options
-
         for plugin in loaded:
+            if not self.is_main and getattr(plugin.target, "main_process_only", False):
+                self.skipped.add(plugin.name)
+                continue
             plugin.config = validate_plugin_options(
                 plugin.name, plugin.config_model, options.get(plugin.name, {})
             )
-            if plugin.factory is not None:
-                wants_config = plugin.config_model is not None and _accepts_argument(plugin.factory)
-                plugin.obj = plugin.factory(plugin.config) if wants_config else plugin.factory()
-            else:
-                plugin.obj = plugin.module
-            try:
-                self.pm.register(plugin.obj, name=plugin.name)
-            except pluggy.PluginValidationError as e:
-                raise GantricksError(f"plugin {plugin.name!r} is invalid: {e}") from e
+            plugin.obj = self._instance(plugin)
+            self._register(plugin.obj, plugin.name)
             self.plugins[plugin.name] = plugin
+        self.pm.check_pending()
+
+    @staticmethod
+    def _instance(plugin: LoadedPlugin) -> Any:
+        factory = plugin.factory
+        if factory is None:
+            return plugin.module
+        is_base = issubclass(factory, Plugin)
+        takes_config = (plugin.config_model is not None or is_base) and _accepts_argument(factory)
+        obj = factory(plugin.config) if takes_config else factory()
+        if is_base and plugin.config is not None:
+            obj.config = plugin.config  # also when a subclass's __init__ takes no options
+        return obj
+
+    def _register(self, obj: Any, name: str) -> None:
+        check_hook_names(obj, name)
+        try:
+            self.pm.register(obj, name=name)
+        except pluggy.PluginValidationError as e:
+            raise GantricksError(f"plugin {name!r} is invalid: {e}") from e
 
     def register(self, obj: Any, name: str) -> None:
         """Register an already-made plugin object (used by tests and the API)."""
-        self.pm.register(obj, name=name)
+        self._register(obj, name)
         self.plugins[name] = LoadedPlugin(
             name=name,
             spec=name,
             module=inspect.getmodule(obj) or types.ModuleType(name),
             factory=None,
             config_model=None,
-            description=_first_line(obj),
+            description=first_line(obj),
             obj=obj,
         )
 
@@ -262,17 +180,24 @@ class PluginManager:
             if p.config is not None
         }
 
+    def take_logged(self) -> dict[str, float]:
+        """Scalars plugins logged with :meth:`gantricks.Plugin.log` since the last call, as
+        floats (tensors are read back together, in one transfer)."""
+        logged: dict[str, float | torch.Tensor] = {}
+        for p in self.plugins.values():
+            if isinstance(p.obj, Plugin):
+                logged.update(p.obj.take_logged())
+        tensors = [k for k, v in logged.items() if isinstance(v, torch.Tensor)]
+        if tensors:
+            values = torch.stack([logged[k].detach().float().reshape(()).cpu() for k in tensors])
+            logged.update(zip(tensors, values.tolist(), strict=True))
+        return {k: float(v) for k, v in logged.items()}
+
     def call_each(self, hook_name: str, **kwargs: Any) -> dict[str, Any]:
         """Call a hook on each plugin separately; return {plugin name: result} (non-None)."""
         out = {}
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            args = {k: kwargs[k] for k in impl.argnames}
-            try:
-                result = impl.function(**args)
-            except GantricksError:
-                raise
-            except Exception as e:
-                raise PluginError(impl.plugin_name, hook_name, e) from e
+            result = self._call(impl, hook_name, kwargs)
             if result is not None:
                 out[impl.plugin_name] = result
         return out
@@ -281,45 +206,42 @@ class PluginManager:
         """Call a hook on one named plugin, if it implements it."""
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             if impl.plugin_name == plugin_name:
-                args = {k: kwargs[k] for k in impl.argnames}
-                try:
-                    return impl.function(**args)
-                except GantricksError:
-                    raise
-                except Exception as e:
-                    raise PluginError(plugin_name, hook_name, e) from e
+                return self._call(impl, hook_name, kwargs)
         return None
 
+    @staticmethod
+    def _call(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> Any:
+        args = {k: kwargs[k] for k in impl.argnames}
+        try:
+            return impl.function(**args)
+        except GantricksError:
+            raise
+        except Exception as e:
+            raise PluginError(impl.plugin_name, hook_name, e) from e
+
     def implementers(self, hook_name: str) -> list[str]:
-        return [i.plugin_name for i in getattr(self.pm.hook, hook_name).get_hookimpls()]
+        """Plugins implementing a hook, in the order pluggy calls them (it keeps them in
+        reverse; see :mod:`gantricks.ordering`)."""
+        return [i.plugin_name for i in reversed(getattr(self.pm.hook, hook_name).get_hookimpls())]
 
     def blame(self, error: BaseException) -> tuple[str, str] | None:
         """(plugin, hook) whose implementation the error passed through, outermost first."""
-        codes = {}
-        for hook_name in hook_names():
+        # Methods inherited from gantricks.Plugin share their code: the frame's ``self``
+        # tells which plugin's it was.
+        codes: dict[Any, list[tuple[Any, str, str]]] = {}
+        for hook_name in hookspecs.hook_names():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                codes[getattr(impl.function, "__code__", None)] = (impl.plugin_name, hook_name)
+                code = getattr(impl.function, "__code__", None)
+                codes.setdefault(code, []).append((impl.plugin, impl.plugin_name, hook_name))
         tb = error.__traceback__
         while tb is not None:
-            hit = codes.get(tb.tb_frame.f_code)
-            if hit is not None:
-                return hit
+            hits = codes.get(tb.tb_frame.f_code)
+            if hits:
+                owner = tb.tb_frame.f_locals.get("self")
+                _, plugin, hook = next((h for h in hits if h[0] is owner), hits[0])
+                return plugin, hook
             tb = tb.tb_next
         return None
-
-
-def _toml_literal(value: Any) -> str:
-    """How a default is written with --set (true, 0.9, l2sq); unset defaults as 'none'."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
-def hook_names() -> list[str]:
-    """Names of every hook declared in :mod:`gantricks.hookspecs`, in declaration order."""
-    return [n for n in vars(hookspecs) if n.startswith("gantricks_")]
 
 
 def _accepts_argument(factory: type) -> bool:

@@ -1,26 +1,25 @@
-"""Checkpoints in the run folder: last.pt every N steps, at the end and on Ctrl-C."""
+"""Checkpoints in the run folder: last.pt every N steps, at the end, on Ctrl-C and on errors."""
 
 from __future__ import annotations
 
 import warnings
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gantricks import GantricksError, Trainer, hookimpl
-from gantricks.checkpoint import load as load_checkpoint
+from gantricks import GantricksError, Plugin, PluginConfig, Trainer, hookimpl, load_checkpoint
 
 
-class Plugin:
-    """Checkpoints in the run folder: last.pt every N steps, at the end and on Ctrl-C."""
+class Config(PluginConfig):
+    every: int = Field(1000, ge=0, description="steps between saves of last.pt (0: end only)")
+    keep_every: int = Field(0, ge=0, description="also keep step_N.pt every N steps (0: no)")
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        every: int = Field(1000, ge=0, description="steps between saves of last.pt (0: end only)")
-        keep_every: int = Field(0, ge=0, description="also keep step_N.pt every N steps (0: no)")
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.saved_step = -1
+class Checkpoint(Plugin):
+    """Checkpoints in the run folder: last.pt every N steps, at the end, on Ctrl-C and on errors."""
+
+    Config = Config
+    main_process_only = True
+    saved_step = -1
 
     def _save(self, trainer: Trainer, name: str, require_finite: bool = True) -> None:
         trainer.save_checkpoint(trainer.run_dir / "checkpoints" / name, require_finite)
@@ -29,11 +28,10 @@ class Plugin:
     def gantricks_train_start(self, trainer: Trainer) -> None:
         self.saved_step = trainer.step
 
-    @hookimpl(trylast=True)
+    @hookimpl(trylast=True)  # after this step's other end-of-step work (see gantricks.ordering)
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
-        every, keep_every = self.config.every, self.config.keep_every
-        last = bool(every) and step % every == 0
-        kept = bool(keep_every) and step % keep_every == 0
+        last = self.every(self.config.every, step)
+        kept = self.every(self.config.keep_every, step)
         if not (last or kept):
             return
         checked = trainer.dist.enabled
@@ -66,20 +64,60 @@ class Plugin:
                     f"`gantricks train --resume {trainer.run_dir}`",
                     flush=True,
                 )
+        elif reason == "error":
+            self._save_after_error(trainer)
         elif reason == "nonfinite":
             # Kept apart so last.pt stays the last good state.
             self._save(trainer, "nonfinite.pt", require_finite=False)
-            good = "no good checkpoint was saved before it"
-            last = folder / "last.pt"
-            if last.is_file():
-                # Its step, read back: after a resume from an older step_N.pt, last.pt may
-                # still hold the later state of the branch that was left.
-                try:
-                    step = load_checkpoint(last)["step"]
-                    good = f"the last good checkpoint is {last} (step {step})"
-                except GantricksError as e:
-                    good = f"{last} is there but unreadable: {e}"
             print(
-                f"saved the non-finite state to {folder / 'nonfinite.pt'} for inspection; {good}",
+                f"saved the non-finite state to {folder / 'nonfinite.pt'} for inspection; "
+                f"{self._last_good(trainer)}",
                 flush=True,
             )
+
+    def _save_after_error(self, trainer: Trainer) -> None:
+        """An exception stopped the run (a plugin's, say): keep its progress, as Ctrl-C
+        does, when the weights are sound; never replace a good last.pt with bad weights."""
+        if trainer.step == 0 or (self.saved_step == trainer.step and trainer.step_complete):
+            return  # nothing new since the last save
+        last = trainer.run_dir / "checkpoints" / "last.pt"
+        try:
+            if not trainer.parameters_finite():
+                print(
+                    f"not saved after the error: the weights are non-finite; "
+                    f"{self._last_good(trainer)}",
+                    flush=True,
+                )
+                return
+            self._save(trainer, "last.pt", require_finite=False)
+        except Exception as e:  # the failure may be the disk's: report, keep the first error
+            print(
+                f"could not save {last} after the error ({type(e).__name__}: {e}); "
+                f"{self._last_good(trainer)}",
+                flush=True,
+            )
+            return
+        self.saved_step = trainer.step
+        partial = (
+            ""
+            if trainer.step_complete
+            else " (the failed step's partial update included, so the continuation is not "
+            "bit-identical to an uninterrupted run)"
+        )
+        print(
+            f"saved {last} at step {trainer.step} after the error below{partial}; fix the "
+            f"cause and continue with `gantricks train --resume {trainer.run_dir}`",
+            flush=True,
+        )
+
+    @staticmethod
+    def _last_good(trainer: Trainer) -> str:
+        last = trainer.run_dir / "checkpoints" / "last.pt"
+        if not last.is_file():
+            return "no good checkpoint was saved before it"
+        # Its step, read back: after a resume from an older step_N.pt, last.pt may still
+        # hold the later state of the branch that was left.
+        try:
+            return f"the last good checkpoint is {last} (step {load_checkpoint(last)['step']})"
+        except GantricksError as e:
+            return f"{last} is there but unreadable: {e}"

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any, Literal
+from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from gantricks import GantricksError, StepBatch, Trainer, hookimpl
-from gantricks.models import conv_blocks
+from gantricks import (
+    GantricksError,
+    Plugin,
+    PluginConfig,
+    StepBatch,
+    Trainer,
+    conv_blocks,
+    hookimpl,
+)
 
 
 def feature_matching_loss(
@@ -30,7 +36,27 @@ def feature_matching_loss(
     raise ValueError(f"unknown norm {norm!r}")
 
 
-class Plugin:
+class Config(PluginConfig):
+    layer: int = Field(
+        -1, description="D conv block whose activations are matched (1 = first; -1 = last)"
+    )
+    norm: Literal["l2sq", "mse", "l1"] = Field(
+        "l2sq",
+        description="l2sq: squared L2 (paper); mse: mean squared diff (authors' MNIST "
+        "code); l1: mean |diff| (authors' CIFAR-10 code)",
+    )
+    mode: Literal["replace", "add"] = Field(
+        "replace", description="replace the adversarial G loss, or add to it"
+    )
+    weight: float = Field(1.0, gt=0, description="weight of the feature-matching term")
+    real_features: Literal["current", "discriminator_step"] = Field(
+        "current",
+        description="current: f(real) from the updated D on G's real batch (as the "
+        "authors' code); discriminator_step: reuse the D step's (one D forward cheaper)",
+    )
+
+
+class FeatureMatching(Plugin):
     """Feature matching: G matches the mean of D's features on real and generated images.
 
     Salimans et al. (2016), section 3.1: the generator minimises
@@ -39,31 +65,12 @@ class Plugin:
     the objective replaces the adversarial generator loss, as in the paper.
     """
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        layer: int = Field(
-            -1, description="D conv block whose activations are matched (1 = first; -1 = last)"
-        )
-        norm: Literal["l2sq", "mse", "l1"] = Field(
-            "l2sq",
-            description="l2sq: squared L2 (paper); mse: mean squared diff (authors' MNIST "
-            "code); l1: mean |diff| (authors' CIFAR-10 code)",
-        )
-        mode: Literal["replace", "add"] = Field(
-            "replace", description="replace the adversarial G loss, or add to it"
-        )
-        weight: float = Field(1.0, gt=0, description="weight of the feature-matching term")
-        real_features: Literal["current", "discriminator_step"] = Field(
-            "current",
-            description="current: f(real) from the updated D on G's real batch (as the "
-            "authors' code); discriminator_step: reuse the D step's (one D forward cheaper)",
-        )
-
+    Config = Config
     #: Step hooks are device work only: a CUDA graph of the step may replay them.
     graph_safe = True
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, config: Config | None = None) -> None:
+        super().__init__(config)
         self.captured: list[torch.Tensor] = []
         self.recording = False  # only D's passes inside a training step are kept
         self.handle: torch.utils.hooks.RemovableHandle | None = None
@@ -92,14 +99,11 @@ class Plugin:
         if self.recording:
             self.captured.append(output)
 
-    @hookimpl(wrapper=True)
-    def gantricks_discriminator_targets(self) -> Generator[None, Any, Any]:
-        # A new step begins: D(real), D(fake), D(fake) for G follow. A wrapper, because
-        # this hook is firstresult: a plain implementation is skipped whenever another
-        # plugin (label smoothing) answers first.
+    @hookimpl
+    def gantricks_step_start(self) -> None:
+        # D(real), D(fake), D(fake) for G follow: only this step's passes are kept.
         self.captured.clear()
         self.recording = True
-        return (yield)
 
     @hookimpl
     def gantricks_generator_loss(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gantricks import GantricksError, Trainer, hookimpl
+from gantricks import GantricksError, Plugin, PluginConfig, Trainer, hookimpl
 
 
 class RunningMean:
@@ -59,7 +59,15 @@ class RunningMean:
         self._count.fill_(int(state["count"]))
 
 
-class Plugin:
+class Config(PluginConfig):
+    players: Literal["both", "generator", "discriminator"] = Field(
+        "both", description="whose loss gets the term"
+    )
+    weight_g: float = Field(1.0, ge=0, description="λ for the generator")
+    weight_d: float = Field(1.0, ge=0, description="λ for the discriminator")
+
+
+class HistoricalAveraging(Plugin):
     """Historical averaging: λ‖θ − mean of past θ‖² added to each chosen player's loss.
 
     Salimans et al. (2016), section 3.3: each player's cost includes
@@ -67,19 +75,13 @@ class Plugin:
     mean is updated after each of the player's steps and saved in checkpoints.
     """
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        players: Literal["both", "generator", "discriminator"] = Field(
-            "both", description="whose loss gets the term"
-        )
-        weight_g: float = Field(1.0, ge=0, description="λ for the generator")
-        weight_d: float = Field(1.0, ge=0, description="λ for the discriminator")
+    Config = Config
 
     #: Step hooks are device work only: a CUDA graph of the step may replay them.
     graph_safe = True
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, config: Config | None = None) -> None:
+        super().__init__(config)
         self.avg: dict[str, RunningMean] = {}
 
     def _players(self) -> list[str]:
@@ -112,12 +114,10 @@ class Plugin:
         if "generator" in self.avg:
             self.avg["generator"].update()
 
-    @hookimpl
-    def gantricks_state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {player: avg.state_dict() for player, avg in self.avg.items()}
 
-    @hookimpl
-    def gantricks_load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if set(state) != set(self.avg):
             raise GantricksError(
                 f"historical_averaging: the checkpoint averages {sorted(state)}, this run "

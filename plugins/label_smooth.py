@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from gantricks import hookimpl
+from gantricks import Plugin, PluginConfig, hookimpl
 
 
-class Plugin:
+class Config(PluginConfig):
+    alpha: float = Field(0.9, gt=0, le=1, description="target for real images")
+    two_sided: bool = Field(False, description="allow a non-zero target for generated images")
+    beta: float = Field(0.0, ge=0, lt=1, description="target for generated images")
+
+    @model_validator(mode="after")
+    def _one_sided_unless_asked(self) -> Config:
+        if self.beta != 0 and not self.two_sided:
+            raise ValueError(
+                f"beta={self.beta} smooths the generated side, which the paper shows "
+                "hurts; set label_smooth.two_sided=true to do it anyway"
+            )
+        if self.beta >= self.alpha:
+            raise ValueError(f"beta={self.beta} must be below alpha={self.alpha}")
+        return self
+
+
+class LabelSmoothing(Plugin):
     """One-sided label smoothing: real targets alpha (default 0.9), generated targets 0.
 
     Salimans et al. (2016), section 3.4: the discriminator is trained towards alpha instead
@@ -18,28 +35,10 @@ class Plugin:
     nearer to the data.
     """
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        alpha: float = Field(0.9, gt=0, le=1, description="target for real images")
-        two_sided: bool = Field(False, description="allow a non-zero target for generated images")
-        beta: float = Field(0.0, ge=0, lt=1, description="target for generated images")
-
-        @model_validator(mode="after")
-        def _one_sided_unless_asked(self) -> Plugin.Config:
-            if self.beta != 0 and not self.two_sided:
-                raise ValueError(
-                    f"beta={self.beta} smooths the generated side, which the paper shows "
-                    "hurts; set label_smooth.two_sided=true to do it anyway"
-                )
-            if self.beta >= self.alpha:
-                raise ValueError(f"beta={self.beta} must be below alpha={self.alpha}")
-            return self
+    Config = Config
 
     #: Step hooks are device work only: a CUDA graph of the step may replay them.
     graph_safe = True
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
 
     @hookimpl
     def gantricks_discriminator_targets(self) -> tuple[float, float]:

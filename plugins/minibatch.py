@@ -5,12 +5,19 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from gantricks import Models, RunConfig, Trainer, hookimpl
-from gantricks.data import to_float
-from gantricks.sampling import batch_statistics
+from gantricks import (
+    Models,
+    Plugin,
+    PluginConfig,
+    RunConfig,
+    Trainer,
+    batch_statistics,
+    hookimpl,
+    to_float,
+)
 
 
 def minibatch_features(
@@ -93,7 +100,21 @@ class MinibatchHead(nn.Module):
         self.bias.copy_(-minibatch_features(h, self.T, self.exclude_self).mean(0))
 
 
-class Plugin:
+class Config(PluginConfig):
+    kernels: int = Field(100, gt=0, description="B, number of kernels")
+    kernel_dim: int = Field(5, gt=0, description="C, dimension of each kernel")
+    init_std: float | None = Field(
+        None,
+        gt=0,
+        description="std of the initial entries of V (none: 0.05 with weight_norm, as "
+        "the authors; 1/sqrt(A), unit-norm columns, without)",
+    )
+    weight_norm: bool = Field(True, description="T = V·exp(log_scale)/‖V‖ (authors)")
+    exclude_self: bool = Field(True, description="leave j = i out of o(x_i) (authors)")
+    data_init: bool = Field(True, description="scale and bias from the first real batch (authors)")
+
+
+class MinibatchDiscrimination(Plugin):
     """Minibatch discrimination: D's last layer also sees how close each example is to the rest.
 
     Salimans et al. (2016), section 3.2. For D's features f(x_i) ∈ R^A and a learned tensor
@@ -108,24 +129,7 @@ class Plugin:
     exclude_self=false data_init=false`` gives a plain tensor T and the paper's formula.
     """
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        kernels: int = Field(100, gt=0, description="B, number of kernels")
-        kernel_dim: int = Field(5, gt=0, description="C, dimension of each kernel")
-        init_std: float | None = Field(
-            None,
-            gt=0,
-            description="std of the initial entries of V (none: 0.05 with weight_norm, as "
-            "the authors; 1/sqrt(A), unit-norm columns, without)",
-        )
-        weight_norm: bool = Field(True, description="T = V·exp(log_scale)/‖V‖ (authors)")
-        exclude_self: bool = Field(True, description="leave j = i out of o(x_i) (authors)")
-        data_init: bool = Field(
-            True, description="scale and bias from the first real batch (authors)"
-        )
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    Config = Config
 
     @hookimpl
     def gantricks_build_models(self, models: Models, config: RunConfig) -> None:

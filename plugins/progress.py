@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from gantricks import Trainer, hookimpl
+from gantricks import Plugin, Trainer, hookimpl
 
 
-class Plugin:
+class Progress(Plugin):
     """Console progress bar: step, img/s and the latest losses."""
 
+    main_process_only = True
+
     def __init__(self) -> None:
+        super().__init__()
         self.bar: tqdm | None = None
 
     @hookimpl
@@ -29,7 +32,7 @@ class Plugin:
         if self.bar is not None:
             self.bar.update(1)
 
-    @hookimpl(trylast=True)
+    @hookimpl
     def gantricks_log(self, scalars: dict[str, float]) -> None:
         if self.bar is None:
             return

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gantricks import Trainer, hookimpl
-from gantricks.sampling import save_grid
+from gantricks import Plugin, PluginConfig, Trainer, hookimpl, save_grid
 
 
-class Plugin:
+class Config(PluginConfig):
+    every: int = Field(500, ge=0, description="steps between grids (0: only at the end)")
+    n: int = Field(64, gt=0, description="images per grid, from fixed latent vectors")
+
+
+class Samples(Plugin):
     """Sample grids as PNG files in the run folder's samples/."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        every: int = Field(500, ge=0, description="steps between grids (0: only at the end)")
-        n: int = Field(64, gt=0, description="images per grid, from fixed latent vectors")
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    Config = Config
+    main_process_only = True
 
     def _save(self, trainer: Trainer, step: int) -> None:
         path = trainer.run_dir / "samples" / f"step_{step:07d}.png"
@@ -25,11 +24,11 @@ class Plugin:
 
     @hookimpl
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
-        if self.config.every and step % self.config.every == 0:
+        if self.every(self.config.every, step):
             self._save(trainer, step)
 
     @hookimpl
     def gantricks_train_end(self, trainer: Trainer, reason: str) -> None:
-        every = self.config.every
-        if reason in ("completed", "interrupted") and not (every and trainer.step % every == 0):
+        done = self.every(self.config.every, trainer.step)
+        if reason in ("completed", "interrupted") and not done:
             self._save(trainer, trainer.step)

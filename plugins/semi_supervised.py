@@ -11,13 +11,25 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from gantricks import GantricksError, Models, RunConfig, StepBatch, Trainer, hookimpl
-from gantricks.checkpoint import atomic_write_text
-from gantricks.data import NUM_CLASSES, balanced_subset, load_dataset, to_float
-from gantricks.sampling import running_statistics_from
+from gantricks import (
+    NUM_CLASSES,
+    GantricksError,
+    Models,
+    Plugin,
+    PluginConfig,
+    RunConfig,
+    StepBatch,
+    Trainer,
+    atomic_write_text,
+    balanced_subset,
+    hookimpl,
+    load_dataset,
+    running_statistics_from,
+    to_float,
+)
 
 
 # ------------------------------------------------------------------------- the losses
@@ -164,7 +176,51 @@ class KPlusOneDiscriminator(nn.Module):
         return gan_logit(self.head(h)), h
 
 
-class Plugin:
+class Config(PluginConfig):
+    labels_per_class: int = Field(10, gt=0, description="labelled examples per class")
+    label_seed: int | None = Field(
+        None, description="seed of the labelled subset (none: the run's seed)"
+    )
+    model: Literal["mlp", "dcgan"] = Field(
+        "mlp",
+        description="mlp: the paper's MNIST networks (weight norm, Gaussian noise); "
+        "dcgan: the DCGAN pair with a K-class head",
+    )
+    supervised_weight: float = Field(
+        2.0,
+        ge=0,
+        description="weight of the supervised term; 2 keeps the paper's ratio, whose "
+        "unsupervised loss is half the sum of gantricks' real and fake terms",
+    )
+    labelled_batch: int | None = Field(
+        None, gt=0, description="labelled examples per step (none: the batch size)"
+    )
+    labelled_sampling: Literal["cycle", "replacement"] = Field(
+        "cycle",
+        description="cycle: each step takes every labelled example labelled_batch // N "
+        "times and the rest without replacement (the authors' code: with 100 labels and "
+        "batch 100, the whole labelled set every step); replacement: uniform draws",
+    )
+    eval_every: int = Field(1000, ge=0, description="steps between test-error evaluations")
+    average_rate: float = Field(
+        1e-4,
+        ge=0,
+        lt=1,
+        description="test with an exponential moving average of D's parameters at this "
+        "rate per step, as the authors' code (0: test the current D)",
+    )
+    init_examples: int = Field(
+        500, gt=0, description="training images for weight norm's data-dependent init"
+    )
+    bn_examples: int = Field(
+        1000,
+        gt=0,
+        description="model=dcgan: training images whose batch-norm statistics D is "
+        "tested with (training's running statistics also count generated images)",
+    )
+
+
+class SemiSupervised(Plugin):
     """Semi-supervised K+1 GAN: D classifies K classes, generated images are class K+1.
 
     Salimans et al. (2016), section 5. The fake class's logit is fixed at 0, so
@@ -178,56 +234,13 @@ class Plugin:
     batch-norm statistics of real training images under the parameters being tested.
     """
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        labels_per_class: int = Field(10, gt=0, description="labelled examples per class")
-        label_seed: int | None = Field(
-            None, description="seed of the labelled subset (none: the run's seed)"
-        )
-        model: Literal["mlp", "dcgan"] = Field(
-            "mlp",
-            description="mlp: the paper's MNIST networks (weight norm, Gaussian noise); "
-            "dcgan: the DCGAN pair with a K-class head",
-        )
-        supervised_weight: float = Field(
-            2.0,
-            ge=0,
-            description="weight of the supervised term; 2 keeps the paper's ratio, whose "
-            "unsupervised loss is half the sum of gantricks' real and fake terms",
-        )
-        labelled_batch: int | None = Field(
-            None, gt=0, description="labelled examples per step (none: the batch size)"
-        )
-        labelled_sampling: Literal["cycle", "replacement"] = Field(
-            "cycle",
-            description="cycle: each step takes every labelled example labelled_batch // N "
-            "times and the rest without replacement (the authors' code: with 100 labels and "
-            "batch 100, the whole labelled set every step); replacement: uniform draws",
-        )
-        eval_every: int = Field(1000, ge=0, description="steps between test-error evaluations")
-        average_rate: float = Field(
-            1e-4,
-            ge=0,
-            lt=1,
-            description="test with an exponential moving average of D's parameters at this "
-            "rate per step, as the authors' code (0: test the current D)",
-        )
-        init_examples: int = Field(
-            500, gt=0, description="training images for weight norm's data-dependent init"
-        )
-        bn_examples: int = Field(
-            1000,
-            gt=0,
-            description="model=dcgan: training images whose batch-norm statistics D is "
-            "tested with (training's running statistics also count generated images)",
-        )
+    Config = Config
 
     #: Step hooks are device work only: a CUDA graph of the step may replay them.
     graph_safe = True
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.pending: dict[str, float] = {}
+    def __init__(self, config: Config | None = None) -> None:
+        super().__init__(config)
         self.history: list[dict[str, Any]] = []
         self.average: list[torch.Tensor] = []
         self._averaged = torch.zeros(())  # steps averaged, on the device (CUDA-graph safe)
@@ -285,7 +298,7 @@ class Plugin:
             m.initialising = True
         with torch.no_grad():
             # classify(), not D's __call__: that one may be compiled (--set compile=true),
-            # and this runs before first_step's fallback could catch a failure.
+            # and this runs before the compiled step's fallback could catch a failure.
             trainer.discriminator.classify(x)
 
     @hookimpl
@@ -381,8 +394,7 @@ class Plugin:
 
     @hookimpl
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
-        every = self.config.eval_every
-        if (every and step % every == 0) or step == trainer.total_steps:
+        if self.every(self.config.eval_every, step) or step == trainer.total_steps:
             self.evaluate(trainer, step)
 
     @hookimpl(trylast=True)  # after the checkpoint plugin has saved the interrupted run
@@ -405,11 +417,9 @@ class Plugin:
             confusion = self.test_confusion(trainer)
         errors, n = _errors(confusion), len(self.test_labels)
         per_class = (confusion.sum(1) - confusion.diagonal()).tolist()
-        self.pending = {
-            "ssl/test_errors": float(errors),
-            "ssl/test_error_pct": 100 * errors / n,
-            "ssl/test_errors_current_d": float(current),
-        }
+        self.log("ssl/test_errors", float(errors))
+        self.log("ssl/test_error_pct", 100 * errors / n)
+        self.log("ssl/test_errors_current_d", float(current))
         self.history.append(
             {"step": step, "test_errors": errors, "current_d": current, "per_class": per_class}
         )
@@ -438,13 +448,7 @@ class Plugin:
                 ),
             )
 
-    @hookimpl(tryfirst=True)
-    def gantricks_log(self, scalars: dict[str, float]) -> None:
-        scalars.update(self.pending)
-        self.pending = {}
-
-    @hookimpl
-    def gantricks_state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "indices": self.indices.cpu(),
             "history": self.history,
@@ -452,8 +456,7 @@ class Plugin:
             "averaged_steps": self.averaged_steps,
         }
 
-    @hookimpl
-    def gantricks_load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if not torch.equal(state["indices"], self.indices.cpu()):
             raise GantricksError(
                 "semi_supervised: the checkpoint was trained on a different labelled subset "

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
-from gantricks import Trainer, hookimpl
-from gantricks.config import to_json
-from gantricks.sampling import image_grid
+from pydantic import Field
+
+from gantricks import Plugin, PluginConfig, Trainer, config_json, hookimpl, image_grid
 
 
-class Plugin:
+class Config(PluginConfig):
+    images_every: int = Field(500, ge=0, description="steps between sample grids (0: end)")
+    num_images: int = Field(64, gt=0, description="images per grid")
+
+
+class TensorBoard(Plugin):
     """TensorBoard logging: every loss term, img/s, sample grids and the resolved config."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        images_every: int = Field(500, ge=0, description="steps between sample grids (0: end)")
-        num_images: int = Field(64, gt=0, description="images per grid")
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.writer = None
+    Config = Config
+    main_process_only = True
+    writer: Any = None
 
     @hookimpl
     def gantricks_train_start(self, trainer: Trainer) -> None:
@@ -29,7 +29,9 @@ class Plugin:
         self.writer = SummaryWriter(
             str(trainer.run_dir / "tb"), purge_step=trainer.step if trainer.step else None
         )
-        self.writer.add_text("config", "```\n" + to_json(trainer.config) + "\n```", trainer.step)
+        self.writer.add_text(
+            "config", "```\n" + config_json(trainer.config) + "\n```", trainer.step
+        )
 
     @hookimpl
     def gantricks_log(self, step: int, scalars: dict[str, float]) -> None:
@@ -38,8 +40,7 @@ class Plugin:
 
     @hookimpl
     def gantricks_step_end(self, trainer: Trainer, step: int) -> None:
-        every = self.config.images_every
-        if every and step % every == 0:
+        if self.every(self.config.images_every, step):
             self._images(trainer, step)
 
     def _images(self, trainer: Trainer, step: int) -> None:
@@ -50,8 +51,9 @@ class Plugin:
     def gantricks_train_end(self, trainer: Trainer, reason: str) -> None:
         if self.writer is None:
             return
-        every = self.config.images_every
-        if reason in ("completed", "interrupted") and not (every and trainer.step % every == 0):
+        if reason in ("completed", "interrupted") and not self.every(
+            self.config.images_every, trainer.step
+        ):
             self._images(trainer, trainer.step)
         self.writer.close()
         self.writer = None

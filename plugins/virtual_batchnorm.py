@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from gantricks import Models, RunConfig, Trainer, hookimpl
-from gantricks.data import to_float
-from gantricks.sampling import draw_latent
+from gantricks import (
+    Models,
+    Plugin,
+    PluginConfig,
+    RunConfig,
+    Trainer,
+    draw_latent,
+    hookimpl,
+    to_float,
+)
 
 
 class VirtualBatchNorm2d(nn.Module):
@@ -63,6 +70,19 @@ class WithReference(nn.Module):
         self.module = module
         self.register_buffer("reference", reference)
 
+    # A wrapped generator still describes itself (gantricks.GeneratorLike).
+    @property
+    def nz(self) -> int:
+        return self.module.nz
+
+    @property
+    def channels(self) -> int:
+        return self.module.channels
+
+    @property
+    def image_size(self) -> int:
+        return self.module.image_size
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.reference.shape[0]
         return self.module(torch.cat([self.reference, x.to(self.reference.dtype)]))[n:]
@@ -87,7 +107,12 @@ def replace_batchnorm(module: nn.Module, ref_size: int) -> int:
     return count
 
 
-class Plugin:
+class Config(PluginConfig):
+    reference_size: int = Field(64, gt=0, description="N, examples in the reference batch")
+    discriminator: bool = Field(False, description="also replace D's batch norm")
+
+
+class VirtualBatchNorm(Plugin):
     """Virtual batch norm: G normalises each example with a fixed reference batch, not its batch.
 
     Salimans et al. (2016), section 3.5. A reference batch of z is drawn once (seeded) and
@@ -99,13 +124,7 @@ class Plugin:
     batch of real images as reference.
     """
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        reference_size: int = Field(64, gt=0, description="N, examples in the reference batch")
-        discriminator: bool = Field(False, description="also replace D's batch norm")
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    Config = Config
 
     @hookimpl
     def gantricks_build_models(self, models: Models, config: RunConfig) -> None:

@@ -343,7 +343,7 @@ def test_resume_extends_a_run_in_the_other_unit(tiny):
 
 def test_fractional_epochs_are_not_rounded_up_by_float_error(tiny):
     t, _ = prepare({**tiny, "steps": None, "epochs": 1.1}, plugins=QUIET)
-    t.sampler.batches_per_epoch = 100  # 1.1 × 100 is 110.00000000000001 in floating point
+    t.steps_per_epoch = 100  # 1.1 × 100 is 110.00000000000001 in floating point
     assert t._total_steps() == 110
 
 

@@ -105,7 +105,7 @@ def test_defaults_are_the_papers(tiny):
     the Inception Score protocol (Salimans et al.: 50,000 samples, 10 splits) and the
     minibatch layer's B = 100, C = 5."""
     from gantricks.metrics.evaluate import EvalSettings
-    from gantricks_plugins.minibatch import Plugin as Minibatch
+    from gantricks_plugins.minibatch import MinibatchDiscrimination as Minibatch
 
     core = validate_core({})
     assert (core.lr_g, core.lr_d, core.beta1, core.batch_size) == (2e-4, 2e-4, 0.5, 128)

@@ -9,7 +9,7 @@ import torch
 
 from gantricks import GantricksError, hookimpl
 from gantricks.run import prepare
-from gantricks.trainer import GRAPH_WARMUP_STEPS, graph_unsafe_plugins
+from gantricks.train.cuda_graph import GRAPH_WARMUP_STEPS, CudaGraphStep, graph_unsafe_plugins
 
 from .conftest import QUIET
 
@@ -43,7 +43,7 @@ def test_cuda_graph_on_cpu_warns_and_trains_exactly_as_eager(tiny):
     with pytest.warns(UserWarning, match="cuda_graph=true is ignored: the run is on cpu"):
         trainer, _ = prepare({**tiny, "cuda_graph": True}, plugins=[*QUIET, *SAFE_TRICKS])
     trainer.fit()
-    assert trainer._graph is None
+    assert not isinstance(trainer.step_fn, CudaGraphStep)
     assert trainer.last_scalars["loss_d"] == eager.last_scalars["loss_d"]
     assert trainer.last_scalars["loss_g"] == eager.last_scalars["loss_g"]
 
@@ -66,7 +66,9 @@ def test_graph_replay_trains_like_eager(tiny, plugins, generator_batch):
     eager.fit()
     graphed, _ = prepare({**opts, "cuda_graph": True}, plugins=[*QUIET, *plugins])
     graphed.fit()
-    assert graphed._graph is not None and graphed._graph_warm == GRAPH_WARMUP_STEPS
+    step = graphed.step_fn
+    assert isinstance(step, CudaGraphStep)
+    assert step.graph is not None and step.warm == GRAPH_WARMUP_STEPS
     assert graphed.step == 12
     # Same data, z and updates; only cuDNN's choice of kernels may differ in the last bits.
     for key, value in eager.last_scalars.items():
@@ -91,7 +93,7 @@ def test_graph_replay_runs_the_semi_supervised_plugin(tiny):
     trainer, _ = prepare(opts, plugins=[*QUIET, "semi_supervised", "feature_matching"])
     trainer.fit()
     ssl = trainer.plugins.pm.get_plugin("semi_supervised")
-    assert trainer._graph is not None
+    assert trainer.step_fn.graph is not None
     assert ssl.averaged_steps == 20  # the graph's replays advanced the device-side counter
     assert [h["step"] for h in ssl.history] == [10, 20]
     assert "loss_d/supervised" in trainer.last_scalars
@@ -117,5 +119,5 @@ def test_failed_capture_continues_eagerly_or_stops_with_a_clear_error(tiny):
     except GantricksError as e:  # torch versions whose generator stays in capture mode
         assert "CUDA graph capture failed" in str(e) and "without cuda_graph=true" in str(e)
         return
-    assert trainer._graph is None and trainer.step == 8
+    assert trainer.step_fn.graph is None and trainer.step_fn.failed and trainer.step == 8
     assert math.isfinite(trainer.last_scalars["loss_d"])

@@ -40,9 +40,9 @@ def test_example_by_path_matches_its_formula(tiny):
     assert t.plugins.plugins["r1_penalty"].description.startswith("R1 gradient penalty")
 
 
-def test_example_readme_copy_is_the_shipped_file():
-    readme = (EXAMPLE.parents[1] / "README.md").read_text()
-    assert EXAMPLE.read_text().strip() in readme
+def test_example_docs_copy_is_the_shipped_file():
+    page = (EXAMPLE.parents[1] / "docs" / "writing-a-plugin.md").read_text()
+    assert EXAMPLE.read_text().strip() in page
 
 
 def test_example_by_module_path(tiny, tmp_path, monkeypatch):

@@ -133,7 +133,7 @@ def test_eval_plugin_keeps_the_lowest_fid_as_best(tiny, cache, monkeypatch, tmp_
             return {"metrics": {"fid": {"value": fids[step], "reference_images": 10}}}
 
     monkeypatch.setattr(eval_plugin, "Evaluator", Scores)
-    monkeypatch.setattr(eval_plugin, "write_outputs", lambda *a, **k: None)
+    monkeypatch.setattr(eval_plugin, "write_eval_outputs", lambda *a, **k: None)
     quiet = [p for p in QUIET if p != "no:eval"]
     weights = tmp_path / "inception.pth"
     weights.touch()

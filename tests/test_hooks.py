@@ -19,7 +19,7 @@ from gantricks import (
     hookimpl,
     hookspecs,
 )
-from gantricks.plugin_manager import hook_names
+from gantricks.hookspecs import hook_names
 from gantricks.run import prepare
 
 from .conftest import QUIET
@@ -47,6 +47,23 @@ class Recorder:
     def gantricks_train_start(self, trainer):
         assert isinstance(trainer, Trainer)
         self.calls.append(("gantricks_train_start", trainer.step))
+
+    @hookimpl
+    def gantricks_step_start(self, trainer, step):
+        assert step == trainer.step
+        self.calls.append(("gantricks_step_start", step))
+
+    @hookimpl
+    def gantricks_discriminator_inputs(self, trainer, inputs, phase, batch):
+        assert set(inputs) == {"real", "fake"}
+        assert inputs["real"] is batch.real  # generator_batch = "same": one real batch
+        assert inputs["fake"].requires_grad == (phase == "generator")
+        self.calls.append(("gantricks_discriminator_inputs", phase))
+
+    @hookimpl
+    def gantricks_sampling_generator(self, models):
+        assert isinstance(models, Models)
+        self.calls.append(("gantricks_sampling_generator", None))
 
     @hookimpl
     def gantricks_discriminator_targets(self, trainer, batch):
@@ -112,9 +129,12 @@ class Recorder:
 
 
 STEP = [
+    "gantricks_step_start",
     "gantricks_discriminator_targets",
+    "gantricks_discriminator_inputs",
     "gantricks_discriminator_loss",
     "gantricks_after_discriminator_step",
+    "gantricks_discriminator_inputs",
     "gantricks_generator_loss",
     "gantricks_after_generator_step",
     "gantricks_step_end",
@@ -132,9 +152,12 @@ def test_hook_order_and_arguments(tiny):
         if step + 1 in (2, 3):
             expected.append("gantricks_log")
     # The checkpoint plugin's train_end runs first (tryfirst: the final checkpoint is
-    # saved before any other plugin's end work) and collects plugin state for it.
-    expected += ["gantricks_state_dict", "gantricks_train_end"]
+    # saved before any other plugin's end work) and collects plugin state for it; then the
+    # samples plugin draws its last grid from the sampling generator.
+    expected += ["gantricks_state_dict", "gantricks_train_end", "gantricks_sampling_generator"]
     assert names == expected
+    phases = [c[1] for c in rec.calls if c[0] == "gantricks_discriminator_inputs"]
+    assert phases == ["discriminator", "generator"] * 3
     assert [c[1] for c in rec.calls if c[0] == "gantricks_step_end"] == [1, 2, 3]
     assert ("gantricks_train_end", "completed") in rec.calls
 

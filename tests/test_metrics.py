@@ -252,7 +252,7 @@ def test_folder_reference_statistics_follow_the_folders_images(
     )  # fmt: skip
 
     def reference():
-        return Evaluator(settings, "folder", root, image_size=16)._reference()
+        return Evaluator(settings, "folder", root, image_size=16).reference_statistics()
 
     first = reference()
     assert first["num_images"] == 4

@@ -15,7 +15,7 @@ from gantricks.run import prepare
 from gantricks_plugins.semi_supervised import (
     GaussianNoise,
     MLPGenerator,
-    Plugin,
+    SemiSupervised,
     ShiftOnlyBatchNorm,
     WNLinear,
     gan_logit,
@@ -76,7 +76,7 @@ def test_weight_norm_layer_and_its_data_dependent_init():
 
 
 def test_tested_discriminator_is_the_debiased_moving_average():
-    plugin = Plugin(Plugin.Config(average_rate=0.5))
+    plugin = SemiSupervised(SemiSupervised.Config(average_rate=0.5))
     param = torch.nn.Parameter(torch.tensor([0.0]))
     plugin.params, plugin.average = [param], [torch.zeros(1)]
     for value in (1.0, 3.0, 7.0):
@@ -89,8 +89,8 @@ def test_tested_discriminator_is_the_debiased_moving_average():
     assert param.item() == 7.0  # restored
 
 
-def _labelled(batch: int, sampling: str, n: int = 10) -> Plugin:
-    plugin = Plugin(Plugin.Config(labelled_batch=batch, labelled_sampling=sampling))
+def _labelled(batch: int, sampling: str, n: int = 10) -> SemiSupervised:
+    plugin = SemiSupervised(SemiSupervised.Config(labelled_batch=batch, labelled_sampling=sampling))
     plugin.labels = torch.arange(n) % 5
     plugin.set_labelled_batch(batch)
     return plugin
@@ -122,7 +122,7 @@ def test_confusion_matrix_and_per_class_errors():
             bright = (x.flatten(1)[:, 0] > 0).long()
             return F.one_hot(bright, 3).float()
 
-    plugin = Plugin(Plugin.Config())
+    plugin = SemiSupervised(SemiSupervised.Config())
     plugin.num_classes = 3
     images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
     images[[1, 3, 4], 0, 0, 0] = 255  # bright: predicted 1
@@ -494,7 +494,7 @@ def test_confusion_uses_batch_norm_statistics_of_the_first_training_images():
     torch.manual_seed(0)
     train = torch.randint(0, 256, (300, 1, 2, 2), dtype=torch.uint8)
     train[:, 0, 0, 0] = torch.randint(150, 256, (300,), dtype=torch.uint8)  # pixel 0 bright
-    plugin = Plugin(Plugin.Config(bn_examples=200))
+    plugin = SemiSupervised(SemiSupervised.Config(bn_examples=200))
     plugin.num_classes = 3
     plugin.test_images = torch.randint(0, 256, (50, 1, 2, 2), dtype=torch.uint8)
     plugin.test_labels = torch.randint(0, 3, (50,))

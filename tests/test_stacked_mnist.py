@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from gantricks import GantricksError, stacked_mnist
-from gantricks.data import load_dataset
+from gantricks.data import load_dataset, load_stacked_mnist
 from gantricks.metrics import scores
+from gantricks.metrics.modes import mode_coverage, mode_statistics
 
 from .conftest import SHARED_DATA, mnist_available
 
@@ -56,11 +57,11 @@ def test_generate_rejects_colour_digits():
 def test_mode_statistics_of_every_mode_and_of_one():
     eye = torch.eye(10, dtype=torch.float64)
     t = torch.arange(1000)
-    full = stacked_mnist.mode_statistics([eye[t // 100], eye[(t // 10) % 10], eye[t % 10]])
+    full = mode_statistics([eye[t // 100], eye[(t // 10) % 10], eye[t % 10]])
     assert full["modes_covered"] == 1000 and full["num_samples"] == 1000
     assert full["kl_to_uniform"] == pytest.approx(0.0, abs=1e-12)
     assert full["histogram"] == [1] * 1000
-    one = stacked_mnist.mode_statistics([eye[[1] * 50], eye[[2] * 50], eye[[3] * 50]])
+    one = mode_statistics([eye[[1] * 50], eye[[2] * 50], eye[[3] * 50]])
     assert one["modes_covered"] == 1
     assert one["kl_to_uniform"] == pytest.approx(math.log(1000), rel=1e-12)
     assert one["histogram"][123] == 50 and sum(one["histogram"]) == 50
@@ -71,7 +72,7 @@ def test_mode_coverage_with_a_perfect_classifier_on_a_balanced_set():
     digits, _ = _fake_mnist(per_digit=1)
     t = torch.arange(1000)
     images = torch.cat([digits[t // 100], digits[(t // 10) % 10], digits[t % 10]], dim=1)
-    r = stacked_mnist.mode_coverage(_PerfectClassifier(), images, "cpu", batch_size=300)
+    r = mode_coverage(_PerfectClassifier(), images, "cpu", batch_size=300)
     assert r["modes_covered"] == 1000 and r["num_samples"] == 1000
     assert r["kl_to_uniform"] == pytest.approx(0.0, abs=1e-12)
     assert r["histogram"] == [1] * 1000
@@ -80,12 +81,12 @@ def test_mode_coverage_with_a_perfect_classifier_on_a_balanced_set():
 def test_mode_coverage_counts_generated_modes():
     images, labels = _fake_mnist()
     x, y = stacked_mnist.generate(images, labels, 3000, seed=0)
-    r = stacked_mnist.mode_coverage(_PerfectClassifier(), x, "cpu")
+    r = mode_coverage(_PerfectClassifier(), x, "cpu")
     assert r["histogram"] == torch.bincount(y, minlength=1000).tolist()
     assert r["modes_covered"] == len(set(y.tolist()))
     # A generator collapsed onto ten modes.
     keep = torch.isin(y, torch.arange(10) * 111)
-    r = stacked_mnist.mode_coverage(_PerfectClassifier(), x[keep], "cpu")
+    r = mode_coverage(_PerfectClassifier(), x[keep], "cpu")
     assert r["modes_covered"] == 10 and r["num_samples"] == int(keep.sum()) > 10
     # KL = ln 1000 - entropy >= ln 100, with equality only for ten equally frequent modes.
     expected = scores.kl_to_uniform(torch.bincount(y[keep], minlength=1000))
@@ -95,17 +96,17 @@ def test_mode_coverage_counts_generated_modes():
 
 def test_mode_coverage_rejects_single_channel_images():
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
-        stacked_mnist.mode_coverage(_PerfectClassifier(), torch.zeros(2, 1, 28, 28), "cpu")
+        mode_coverage(_PerfectClassifier(), torch.zeros(2, 1, 28, 28), "cpu")
 
 
 @pytest.mark.skipif(not mnist_available(), reason="shared MNIST not present")
 def test_load_builds_from_mnist_deterministically():
     from gantricks.data import load_dataset
 
-    test = stacked_mnist.load(SHARED_DATA, train=False, download=False)
+    test = load_stacked_mnist(SHARED_DATA, train=False, download=False)
     assert test[0].shape == (10_000, 3, 28, 28) and test[0].dtype == torch.uint8
-    assert stacked_mnist.load(str(SHARED_DATA), train=False, download=False) is test  # cached
-    x, y = stacked_mnist.load(SHARED_DATA, train=True, n=500, seed=2, download=False)
+    assert load_stacked_mnist(str(SHARED_DATA), train=False, download=False) is test  # cached
+    x, y = load_stacked_mnist(SHARED_DATA, train=True, n=500, seed=2, download=False)
     mnist = load_dataset("mnist", SHARED_DATA, train=True, download=False)
     # Rebuilding with the documented seed reproduces it, and every channel is an MNIST digit.
     x2, y2 = stacked_mnist.generate(mnist.images, mnist.labels, 500, seed=2 * 2)

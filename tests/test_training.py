@@ -210,20 +210,24 @@ def test_default_run_improves_samples(tmp_path):
 def test_compile_failing_mid_step_falls_back_to_exactly_the_eager_run(tiny):
     # Inductor can fail in the generator's compiled backward, after the discriminator's update
     # of the same step: the fallback must undo that update, not apply it twice.
+    from gantricks.train.compiled import CompiledStep
+
     opts = {**tiny, "steps": 3}
     eager, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:eval"])
     eager.fit()
     trainer, _ = prepare(opts, plugins=["no:progress", "no:tensorboard", "no:eval"])
-    trainer.config = trainer.config.model_copy(update={"compile": True})
-    real_step, calls = trainer.train_step, []
+    real_step, calls = trainer.step_fn, []
 
-    def step_failing_once() -> None:
+    def step_failing_once(*inputs):
         calls.append(1)
-        real_step()
+        out = real_step(*inputs)
         if len(calls) == 1:
             raise AssertionError("assert_size_stride: expected stride 1 at dim=1")
+        return out
 
-    trainer.train_step = step_failing_once
+    # The wrapper as `compile=true` installs it, around a step that fails as inductor can
+    # (no module is compiled here: that would take minutes on a CPU).
+    trainer.step_fn = CompiledStep(step_failing_once, [], trainer.state_dict, trainer._restore)
     with pytest.warns(UserWarning, match="torch.compile failed .*training continues"):
         trainer.fit()
     assert len(calls) == 4  # the failed try, then three eager steps
@@ -246,7 +250,7 @@ def test_new_runs_claim_their_folders(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     from gantricks.config import validate_core
-    from gantricks.run import _new_run_dir
+    from gantricks.run.folder import claim_new_run_dir as _new_run_dir
 
     config = validate_core({"out_dir": str(tmp_path), "name": "run"})
     with ThreadPoolExecutor(4) as pool:
@@ -272,7 +276,7 @@ def test_a_claim_retries_a_folder_given_back_meanwhile(tmp_path, monkeypatch):
     from pathlib import Path
 
     from gantricks.config import validate_core
-    from gantricks.run import _new_run_dir
+    from gantricks.run.folder import claim_new_run_dir as _new_run_dir
 
     (tmp_path / "run").mkdir()  # found empty ...
     real_open = Path.open

@@ -24,11 +24,11 @@ from tqdm.auto import tqdm
 from gantricks.checkpoint import atomic_torch_save
 from gantricks.data import to_uint8
 from gantricks.errors import GantricksError
-from gantricks.metrics import scores
+from gantricks.metrics import registry, scores
 from gantricks.sampling import draw_latent, generate
 
-METRICS = ("is", "fid", "kid", "classifier")
-INCEPTION_METRICS = {"is", "fid", "kid"}
+METRICS = tuple(registry.METRICS)
+INCEPTION_METRICS = {n for n, m in registry.METRICS.items() if m.network == "inception"}
 CLASSIFIER_DATASETS = ("glyphs", "mnist", "fashion-mnist", "stacked-mnist")
 #: What a cached reference-statistics file must hold to be used.
 _REFERENCE_KEYS = {"mu", "sigma", "kid_features", "num_images"}
@@ -138,7 +138,7 @@ class Evaluator:
         self.reference: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ reference statistics
-    def _reference(self) -> dict[str, Any]:
+    def reference_statistics(self) -> dict[str, Any]:
         """Inception pool statistics (and a feature subset for KID) of the training set."""
         if self.reference is not None:
             return self.reference
@@ -224,7 +224,8 @@ class Evaluator:
         """
         s = self.settings
         if rank == 0 and ("fid" in s.metrics or "kid" in s.metrics):
-            self._reference()  # computed once, before the clock starts: not the samples' time
+            # Computed once, before the clock starts: not the samples' time.
+            self.reference_statistics()
         start = time.perf_counter()
         batches: Iterator[tuple[int, torch.Tensor]] = sample_batches(
             generator,
@@ -251,44 +252,7 @@ class Evaluator:
         outputs = {
             key: torch.cat([out[key] for _, out in local]) for key in (local[0][1] if local else {})
         }
-        logits, pool = outputs.get("logits"), outputs.get("pool")
-        metrics: dict[str, Any] = {}
-        if "is" in s.metrics:
-            assert logits is not None
-            r = scores.inception_score(logits, s.splits, logits=True)
-            metrics["is"] = {"mean": r.mean, "std": r.std, "splits": r.splits}
-        if "fid" in s.metrics or "kid" in s.metrics:
-            ref = self._reference()
-            assert pool is not None
-            feats = pool
-            if "fid" in s.metrics:
-                mu, sigma = scores.feature_statistics(feats)
-                metrics["fid"] = {
-                    "value": scores.frechet_distance(mu, sigma, ref["mu"], ref["sigma"]),
-                    "reference_images": ref["num_images"],
-                }
-            if "kid" in s.metrics:
-                r = scores.kernel_inception_distance(
-                    feats, ref["kid_features"].double(), s.kid_subsets, s.kid_subset_size, s.seed
-                )
-                metrics["kid"] = {
-                    "mean": r.mean,
-                    "std": r.std,
-                    "subsets": s.kid_subsets,
-                    # as kernel_inception_distance takes it: no larger than either set
-                    "subset_size": min(
-                        s.kid_subset_size, feats.shape[0], ref["kid_features"].shape[0]
-                    ),
-                }
-        if "classifier" in s.metrics:
-            if self.dataset == "stacked-mnist":
-                from gantricks.stacked_mnist import mode_statistics
-
-                metrics["classifier"] = mode_statistics([outputs[f"probs{c}"] for c in range(3)])
-            else:
-                from gantricks.metrics.classifier import classifier_scores
-
-                metrics["classifier"] = classifier_scores(outputs["probs"], s.splits)
+        metrics = {name: registry.METRICS[name].compute(outputs, self) for name in s.metrics}
         elapsed = time.perf_counter() - start
         return {
             "dataset": self.dataset,
@@ -314,22 +278,9 @@ class Evaluator:
 
 
 def scalars(result: dict[str, Any]) -> dict[str, float]:
-    """The headline numbers of a result, flat, for TensorBoard and metrics.jsonl."""
-    m = result["metrics"]
-    out: dict[str, float] = {}
-    if "is" in m:
-        out["eval/is"] = m["is"]["mean"]
-        out["eval/is_std"] = m["is"]["std"]
-    if "fid" in m:
-        out["eval/fid"] = m["fid"]["value"]
-    if "kid" in m:
-        out["eval/kid"] = m["kid"]["mean"]
-    c = m.get("classifier")
-    if c is not None:
-        for key in ("classifier_score", "classes_covered", "kl_to_uniform", "modes_covered"):
-            if key in c:
-                out[f"eval/{key}"] = float(c[key])
-    return out
+    """The numbers of a result, flat (``eval/is``, ``eval/fid``, ...), for TensorBoard and
+    metrics.jsonl."""
+    return {f"eval/{k}": v for k, v in registry.numbers(result).items()}
 
 
 def markdown(result: dict[str, Any], title: str = "Evaluation") -> str:

@@ -17,7 +17,7 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
 
-def add_commands(sub: Any) -> None:
+def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "interpolate",
         help="grid of linear and spherical interpolations between random z",
@@ -80,7 +80,9 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     z = interpolation_z(config.nz, args.pairs, args.steps, args.seed, config.latent).to(device)
-    path = save_grid(render(models.generator, z, kind=config.latent), args.out, nrow=args.steps)
+    path = save_grid(
+        render(models.sampling_generator, z, kind=config.latent), args.out, nrow=args.steps
+    )
     print(
         f"wrote {args.pairs} pairs × (linear row, spherical row) of {args.steps} images from "
         f"{ckpt['path']} (step {ckpt['step']}) to {path}"
@@ -101,7 +103,7 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
         request, config.nz, args.variations, args.noise, config.latent
     )
     z = torch.cat([exemplars, means, results]).to(device)
-    images = render(models.generator, z, kind=config.latent).cpu()
+    images = render(models.sampling_generator, z, kind=config.latent).cpu()
     ex_img, rest = images[: len(exemplars)], images[len(exemplars) :]
     mean_img, result_img = rest[: len(means)], rest[len(means) :]
     # One row per term: its exemplars, blanks, then the image of the group's mean z;
@@ -142,7 +144,7 @@ def cmd_nearest(args: argparse.Namespace) -> int:
     )
     train = data.images[: args.max_train] if args.max_train else data.images
     z = fixed_noise(args.n, config.nz, args.seed, device, config.latent)
-    samples = render(models.generator, z, kind=config.latent)
+    samples = render(models.sampling_generator, z, kind=config.latent)
     rows, pix, feat = nearest_rows(samples, train, models.discriminator, args.k)
     path = save_grid(rows, args.out, nrow=2 * args.k + 1)
     path.with_suffix(".json").write_text(

@@ -1,0 +1,97 @@
+"""The ``gantricks`` command line: one module per sub-command (train, plugins, sample,
+eval, bench, the latent tools, features); this one parses and reports errors.
+
+Exit status: 0 success; 1 training stopped on a non-finite loss (or every run of a bench
+failed); 2 a usage or data error, or a plugin's GantricksError (one paragraph naming the
+bad value and what is allowed); 3 a plugin raised an unexpected exception (the message
+names the plugin and the hook; ``--traceback`` or ``GANTRICKS_TRACEBACK=1`` shows the
+traceback); 130 Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+import warnings
+from typing import Any, NoReturn
+
+from gantricks import __version__
+from gantricks.cli import bench, evaluate, features, latent, plugins, sample, train
+from gantricks.cli.train import train_options, train_plugins
+from gantricks.errors import GantricksError, PluginError, TrainingStopped
+
+__all__ = ["build_parser", "main", "train_options", "train_plugins"]
+
+#: Environment variable that turns on ``--traceback``.
+TRACEBACK_ENV = "GANTRICKS_TRACEBACK"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a usage error as one line, like gantricks' other errors (the full
+    usage, a dozen lines, is what ``--help`` is for)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gantricks",
+        description="DCGAN training with the Improved-GAN tricks as plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"gantricks {__version__}")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help=f"on an error, also print the Python traceback (or set {TRACEBACK_ENV}=1)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (train, plugins, sample, evaluate, bench, latent, features):
+        command.add_command(sub)
+    return parser
+
+
+def _format_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    """A warning as one line a user reads, not Python's file:line and source excerpt."""
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    return f"gantricks: warning{kind}: {message}\n"
+
+
+def _show_traceback(args: argparse.Namespace, error: BaseException) -> None:
+    if getattr(args, "traceback", False) or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        traceback.print_exception(error.__cause__ or error, file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    library_format = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # the command line's, not the library's
+    try:
+        return int(args.func(args) or 0)
+    except TrainingStopped as e:
+        print(f"gantricks: {e}", file=sys.stderr)
+        return 1
+    except PluginError as e:
+        _show_traceback(args, e)
+        hint = (
+            ""
+            if args.traceback
+            else f" (the traceback: gantricks --traceback ..., or {TRACEBACK_ENV}=1)"
+        )
+        print(f"gantricks: error: {e}{hint}", file=sys.stderr)
+        return 3
+    except GantricksError as e:
+        _show_traceback(args, e)
+        print(f"gantricks: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gantricks: stopped", file=sys.stderr)
+        return 130
+    finally:
+        warnings.formatwarning = library_format
+
+
+if __name__ == "__main__":
+    sys.exit(main())
