@@ -3,7 +3,7 @@
 The standard mode-collapse test (Metz et al. 2017, "Unrolled GANs"; VEEGAN; PacGAN): each
 image stacks three digits drawn uniformly at random, so there are 10³ = 1,000 classes
 ("modes"), label 100·d_R + 10·d_G + d_B. A generator's coverage is measured by classifying
-each channel of its samples with a pre-trained MNIST classifier (here gantricks' cached
+each channel of its samples with a pre-trained MNIST classifier (here gantricks' shipped
 ``DigitClassifier``), counting the distinct digit triples among 26,000 samples (the
 VEEGAN/PacGAN protocol) and the KL divergence of the 1,000-bin histogram to uniform.
 """
