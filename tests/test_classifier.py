@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -273,6 +276,56 @@ def test_two_loaders_at_once_train_once(cache, no_shipped, monkeypatch, capsys):
     assert calls == ["glyphs"]  # exactly one training
     assert infos[0] == infos[1]  # the second loaded the first's file
     assert (cache / "classifiers" / "glyphs-v1.pt.lock").is_file()
+
+
+_RACER = """
+import sys, time
+from pathlib import Path
+
+import torch
+
+from gantricks.metrics import classifier as clf
+
+log, ready = Path(sys.argv[1]), Path(sys.argv[2])
+clf.manifest = dict  # as if gantricks shipped no classifier
+
+
+def fake_training(dataset, data_dir, device, **kwargs):
+    with open(log, "a") as f:
+        f.write(dataset + "\\n")
+    time.sleep(2)  # the other process asks meanwhile
+    torch.manual_seed(0)
+    return clf.DigitClassifier().eval(), 0.5
+
+
+clf.train_classifier = fake_training
+(ready / sys.argv[3]).touch()
+while len(list(ready.iterdir())) < 2:  # start together
+    time.sleep(0.01)
+print(clf.load_classifier("glyphs")[1]["sha256"])
+"""
+
+
+def test_two_processes_starting_together_train_once(cache, tmp_path):
+    script, log, ready = tmp_path / "racer.py", tmp_path / "trainings.log", tmp_path / "ready"
+    script.write_text(_RACER)
+    ready.mkdir()
+    env = {**os.environ, "GANTRICKS_CACHE": str(cache)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(log), str(ready), str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert log.read_text() == "glyphs\n"  # one training
+    assert outs[0][0] == outs[1][0]  # the same file, loaded by both
+    assert sum("waiting for it" in err for _, err in outs) == 1
 
 
 def test_cache_errors_name_the_problem(cache, no_shipped):
