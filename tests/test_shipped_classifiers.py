@@ -132,6 +132,10 @@ def test_a_changed_shipped_file_is_refused(fresh, tmp_path, monkeypatch):
     path.unlink()
     with pytest.raises(GantricksError, match=r"found \(no such file\)"):
         load_classifier("glyphs")
+    # Without its manifest nothing counts as shipped, and nothing trains instead: an error.
+    (copy / "manifest.json").unlink()
+    with pytest.raises(GantricksError, match=r"manifest .* is missing .*reinstall"):
+        load_classifier("mnist")
 
 
 def test_stacked_mnist_evaluation_uses_the_shipped_mnist_classifier(fresh, tmp_path):

@@ -265,9 +265,15 @@ def manifest() -> dict[str, dict[str, Any]]:
     (``seed``, ``epochs``, ``threads``, ``torch``, ``command``, ...).
     """
     entry = weights_dir() / MANIFEST
-    if not entry.is_file():
-        return {}
-    return dict(json.loads(entry.read_text())["classifiers"])
+    try:
+        return dict(json.loads(entry.read_text())["classifiers"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        # Not an empty manifest: the shipped datasets would silently train their own.
+        raise GantricksError(
+            f"the manifest of gantricks' shipped classifiers ({entry}) is missing or "
+            f"unreadable ({type(e).__name__}); this installation is incomplete: reinstall "
+            f"gantricks (its package data includes gantricks/metrics/weights/)"
+        ) from None
 
 
 def shipped_datasets() -> tuple[str, ...]:
@@ -391,8 +397,7 @@ def _train_and_save(
     dataset: str, path: Path, data_dir: str | Path, dev: torch.device, download: bool
 ) -> None:
     print(
-        f"training the {dataset} classifier once (gantricks ships none for it); cached at "
-        f"{path}",
+        f"training the {dataset} classifier once (gantricks ships none for it); cached at {path}",
         file=sys.stderr,
     )
     model, acc = train_classifier(dataset, data_dir, dev, download=download)
