@@ -7,7 +7,6 @@ import json
 import statistics
 
 import pytest
-import torch
 
 from gantricks import GantricksError
 from gantricks.bench import (
@@ -19,15 +18,11 @@ from gantricks.bench import (
     parse_combos,
     run_bench,
 )
-from gantricks.metrics.classifier import DigitClassifier, classifier_path, save_classifier
 
 
 @pytest.fixture
 def spec(tmp_path, monkeypatch):
     monkeypatch.setenv("GANTRICKS_CACHE", str(tmp_path / "cache"))
-    torch.manual_seed(0)
-    info = {"dataset": "glyphs", "test_accuracy": 0.99}
-    save_classifier(DigitClassifier().eval(), classifier_path("glyphs"), info)
     base = {"ngf": 8, "ndf": 8, "nz": 16, "batch_size": 16, "steps": 4, "device": "cpu"}
     return BenchSpec(
         combos=parse_combos("none; label_smooth,historical_averaging"),

@@ -1,13 +1,20 @@
 """The in-domain classifier: score formulas, prediction, training, and its on-disk cache.
 
 The default suite never trains a full classifier (only a few dozen steps on a subset);
-the two full trainings are marked slow (run with ``-m slow``).
+the two full trainings are marked slow (run with ``-m slow``). The shipped classifiers
+(pinned files, never trained) are tested in ``test_shipped_classifiers.py``; the cache
+tests here make every dataset unshipped (``no_shipped``) to exercise training on first use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +43,12 @@ from .conftest import SHARED_DATA, mnist_available
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GANTRICKS_CACHE", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def no_shipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if gantricks shipped no classifier: every dataset trains on first use."""
+    monkeypatch.setattr(clf, "manifest", dict)
 
 
 def _random_images(n: int, size: int = 28, seed: int = 0) -> torch.Tensor:
@@ -166,7 +179,7 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     assert cache_dir() == tmp_path / "home" / ".cache" / "gantricks"
 
 
-def test_saved_classifier_loads_identically(cache):
+def test_saved_classifier_loads_identically(cache, no_shipped):
     model = _seeded_model(3)
     path = save_classifier(
         model, classifier_path("glyphs"), {"dataset": "glyphs", "test_accuracy": 0.987}
@@ -180,6 +193,8 @@ def test_saved_classifier_loads_identically(cache):
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     assert info == {
         "dataset": "glyphs",
+        "name": "glyphs-local",
+        "source": "trained on first use",
         "test_accuracy": 0.987,
         "sha256": digest,
         "path": str(path),
@@ -188,23 +203,35 @@ def test_saved_classifier_loads_identically(cache):
     assert load_classifier("glyphs", train_if_missing=False)[1] == info
 
 
-def test_load_classifier_trains_once_then_reuses_the_file(cache, monkeypatch, capsys):
-    calls = []
+def _quick_trainer(monkeypatch, calls: list[str], before=None) -> None:
+    """Replace the full training by a short one that records its calls (and first runs
+    ``before()``, if given)."""
     real = clf.train_classifier
 
     def quick(dataset, data_dir, device, **kwargs):
         calls.append(dataset)  # a short run stands in for the full 3-epoch training
+        if before is not None:
+            before()
         return real(
             dataset, data_dir, device, epochs=1, max_train=512, max_test=500, progress=False
         )
 
     monkeypatch.setattr(clf, "train_classifier", quick)
+
+
+def test_load_classifier_trains_once_then_reuses_the_file(cache, no_shipped, monkeypatch, capsys):
+    calls: list[str] = []
+    _quick_trainer(monkeypatch, calls)
     model, info = load_classifier("glyphs")
     err = capsys.readouterr().err
     path = cache / "classifiers" / "glyphs-v1.pt"
-    assert f"training the glyphs classifier once; cached at {path}" in err
+    assert (
+        f"training the glyphs classifier once (gantricks ships none for it); cached at {path}"
+        in err
+    )
     assert calls == ["glyphs"] and path.is_file()
     assert info["path"] == str(path) and info["architecture"] == "DigitClassifier-v1"
+    assert (info["name"], info["source"]) == ("glyphs-local", "trained on first use")
     assert 0.0 <= info["test_accuracy"] <= 1.0 and info["epochs"] == clf.DEFAULT_EPOCHS
     again, info2 = load_classifier("glyphs")
     assert calls == ["glyphs"] and info2 == info  # loaded, not retrained
@@ -212,7 +239,96 @@ def test_load_classifier_trains_once_then_reuses_the_file(cache, monkeypatch, ca
     assert torch.equal(predict_probs(again, x, "cpu"), predict_probs(model, x, "cpu"))
 
 
-def test_cache_errors_name_the_problem(cache):
+def test_two_loaders_at_once_train_once(cache, no_shipped, monkeypatch, capsys):
+    """A second loader that starts while the first trains (here a thread, with its own lock
+    file handle, as another process has) waits for that training and loads its file."""
+    calls: list[str] = []
+    training, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the first training waits until the second loader is waiting
+        training.set()
+        assert release.wait(60)
+
+    _quick_trainer(monkeypatch, calls, before=hold)
+    infos: list[dict] = []
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            infos.append(load_classifier("glyphs")[1])
+        except BaseException as e:
+            errors.append(e)
+
+    first = threading.Thread(target=load)
+    first.start()
+    assert training.wait(60)
+    second = threading.Thread(target=load)
+    second.start()
+    err, deadline = "", time.monotonic() + 60
+    while "waiting for it" not in err and time.monotonic() < deadline:
+        err += capsys.readouterr().err
+        time.sleep(0.05)
+    release.set()
+    first.join(120)
+    second.join(120)
+    assert "another process is training the glyphs classifier; waiting for it" in err
+    assert not errors and len(infos) == 2
+    assert calls == ["glyphs"]  # exactly one training
+    assert infos[0] == infos[1]  # the second loaded the first's file
+    assert (cache / "classifiers" / "glyphs-v1.pt.lock").is_file()
+
+
+_RACER = """
+import sys, time
+from pathlib import Path
+
+import torch
+
+from gantricks.metrics import classifier as clf
+
+log, ready = Path(sys.argv[1]), Path(sys.argv[2])
+clf.manifest = dict  # as if gantricks shipped no classifier
+
+
+def fake_training(dataset, data_dir, device, **kwargs):
+    with open(log, "a") as f:
+        f.write(dataset + "\\n")
+    time.sleep(2)  # the other process asks meanwhile
+    torch.manual_seed(0)
+    return clf.DigitClassifier().eval(), 0.5
+
+
+clf.train_classifier = fake_training
+(ready / sys.argv[3]).touch()
+while len(list(ready.iterdir())) < 2:  # start together
+    time.sleep(0.01)
+print(clf.load_classifier("glyphs")[1]["sha256"])
+"""
+
+
+def test_two_processes_starting_together_train_once(cache, tmp_path):
+    script, log, ready = tmp_path / "racer.py", tmp_path / "trainings.log", tmp_path / "ready"
+    script.write_text(_RACER)
+    ready.mkdir()
+    env = {**os.environ, "GANTRICKS_CACHE": str(cache)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(log), str(ready), str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert log.read_text() == "glyphs\n"  # one training
+    assert outs[0][0] == outs[1][0]  # the same file, loaded by both
+    assert sum("waiting for it" in err for _, err in outs) == 1
+
+
+def test_cache_errors_name_the_problem(cache, no_shipped):
     path = classifier_path("mnist")
     with pytest.raises(GantricksError, match=r"not cached at .*mnist-v1\.pt"):
         load_classifier("mnist", train_if_missing=False)

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from gantricks import GantricksError
-from gantricks.metrics.classifier import DigitClassifier, classifier_path, save_classifier
 from gantricks.run import prepare
 
 from .conftest import QUIET
@@ -21,9 +20,6 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_eval_plugin_logs_scores_and_keeps_best(tiny, cache):
-    torch.manual_seed(0)
-    info = {"dataset": "glyphs", "test_accuracy": 0.99}
-    save_classifier(DigitClassifier().eval(), classifier_path("glyphs"), info)  # no training
     quiet = [p for p in QUIET if p != "no:eval"]
     opts = {**tiny, "steps": 4, "eval": {"every": 2, "num_samples": 20}}
     t, _ = prepare(opts, plugins=quiet)
@@ -36,7 +32,9 @@ def test_eval_plugin_logs_scores_and_keeps_best(tiny, cache):
         "step_0000004.json",
     ]
     result = json.loads((t.run_dir / "eval" / "step_0000004.json").read_text())
-    assert result["networks"]["classifier"]["test_accuracy"] == 0.99
+    network = result["networks"]["classifier"]  # the shipped classifier: nothing trained
+    assert (network["name"], network["source"]) == ("glyphs-v2", "shipped")
+    assert not cache.exists()
     best = torch.load(t.run_dir / "checkpoints" / "best.pt", weights_only=True)
     plugin = t.plugins.plugins["eval"].obj
     assert best["plugins"]["eval"]["best_value"] == pytest.approx(plugin.best_value)
@@ -72,8 +70,6 @@ def test_eval_plugin_on_stacked_mnist_keeps_best_by_modes(tiny, cache):
 
     if not mnist_available():
         pytest.skip("shared MNIST not present")
-    info = {"dataset": "mnist", "test_accuracy": 0.99}
-    save_classifier(DigitClassifier().eval(), classifier_path("mnist"), info)
     quiet = [p for p in QUIET if p != "no:eval"]
     opts = {
         **tiny,
@@ -87,6 +83,8 @@ def test_eval_plugin_on_stacked_mnist_keeps_best_by_modes(tiny, cache):
     t.fit()
     rows = [json.loads(x) for x in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert 1 <= rows[-1]["eval/modes_covered"] <= 20
+    result = json.loads((t.run_dir / "eval" / "step_0000002.json").read_text())
+    assert result["networks"]["classifier"]["name"] == "mnist-v2"  # read channel by channel
     assert (t.run_dir / "checkpoints" / "best.pt").is_file()
 
 
@@ -95,9 +93,6 @@ def test_non_finite_weights_are_never_saved_as_best(tiny, cache, tmp_path):
     best.pt is skipped and the loss check at the log step (taken by every rank) stops."""
     from gantricks import TrainingStopped
 
-    torch.manual_seed(0)
-    info = {"dataset": "glyphs", "test_accuracy": 0.99}
-    save_classifier(DigitClassifier().eval(), classifier_path("glyphs"), info)
     poison = tmp_path / "poison.py"
     poison.write_text(
         "from gantricks import hookimpl\n"

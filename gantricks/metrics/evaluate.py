@@ -320,7 +320,7 @@ def markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
     if c is not None:
         info = nets.get("classifier", {})
         net = (
-            f"{info.get('dataset')} classifier, test accuracy "
+            f"classifier {info.get('name')} ({info.get('source')}), test accuracy "
             f"{100 * float(info.get('test_accuracy', float('nan'))):.2f}%, sha256 "
             f"{info.get('sha256')}"
         )
