@@ -43,8 +43,10 @@ from gantricks.metrics.registry import METRICS
 from gantricks.models import Discriminator, Generator, Models, conv_blocks
 from gantricks.plugin import Plugin, PluginConfig
 from gantricks.sampling import (
+    batch_norm_from_first,
     batch_statistics,
     draw_latent,
+    has_batch_norm,
     image_grid,
     running_statistics_from,
     save_grid,
@@ -74,11 +76,13 @@ __all__ = [
     "__version__",
     "atomic_write_text",
     "balanced_subset",
+    "batch_norm_from_first",
     "batch_statistics",
     "config_json",
     "conv_blocks",
     "draw_latent",
     "eval_scalars",
+    "has_batch_norm",
     "hookimpl",
     "hookspec",
     "image_grid",

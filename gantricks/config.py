@@ -45,6 +45,11 @@ class RunConfig(BaseModel):
         description="distribution of z: normal N(0, I) (dcgan.torch's default) or uniform "
         "U(-1, 1) in every dimension (the DCGAN paper's figure 1)",
     )
+    model: str = Field(
+        "dcgan",
+        description="the networks: dcgan, improved-gan (the authors' CIFAR-10 convnets), "
+        "improved-gan-mlp (their MNIST MLPs), or one an installed package registers",
+    )
     ngf: int = Field(64, gt=0, description="generator width")
     ndf: int = Field(64, gt=0, description="discriminator width")
     batch_size: int = Field(128, gt=0)
@@ -66,6 +71,39 @@ class RunConfig(BaseModel):
         description="CUDA: replay the whole training step from one CUDA graph (falls back "
         "with a warning where it cannot)",
     )
+    g_steps: int = Field(
+        1,
+        gt=0,
+        description="generator updates per discriminator update (the authors' "
+        "minibatch-discrimination code: 3); each after the first draws new z",
+    )
+    generator_loss: Literal["nonsaturating", "minimax"] = Field(
+        "nonsaturating",
+        description="nonsaturating: G minimises -log D(G(z)) (DCGAN); minimax: G minimises "
+        "log(1 - D(G(z))) (the authors' minibatch-discrimination code)",
+    )
+    lr_decay_epochs: float | None = Field(
+        None,
+        gt=0,
+        description="decay both learning rates linearly to 0 over the last N "
+        "epochs, epoch by epoch (the authors' code: 400 of 1200)",
+    )
+    lr_decay_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="decay both learning rates linearly to 0 over this last fraction of "
+        "the run, step by step (the authors' code: 1/3)",
+    )
+    lr_decay_steps: int | None = Field(
+        None, gt=0, description="decay both learning rates linearly to 0 over the last N steps"
+    )
+    init_examples: int = Field(
+        500,
+        gt=0,
+        description="real images for the data-dependent initialisation of "
+        "weight-normalised layers and minibatch discrimination (the authors': 500)",
+    )
     generator_batch: Literal["same", "fresh"] = Field(
         "same",
         description="same: G's update is judged on the generated batch D's update saw "
@@ -82,6 +120,11 @@ class RunConfig(BaseModel):
             raise ValueError("give steps or epochs, not both")
         if self.cuda_graph and self.compile:
             raise ValueError("cuda_graph and compile cannot be combined; choose one")
+        decays = [self.lr_decay_epochs, self.lr_decay_steps, self.lr_decay_fraction]
+        if sum(d is not None for d in decays) > 1:
+            raise ValueError(
+                "give one of lr_decay_epochs, lr_decay_steps and lr_decay_fraction, not both"
+            )
         if self.image_size is not None:
             base_for(self.image_size)
         return self

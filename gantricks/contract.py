@@ -54,19 +54,33 @@ class GeneratorLike(Protocol):
 
 @runtime_checkable
 class DiscriminatorLike(Protocol):
-    """images -> ``(logits (N, 1), features (N, feature_dim))``.
+    """images -> ``(logit (N, 1), features (N, feature_dim))``, in three parts.
 
     ``features`` is the trunk (images -> flat features: what feature matching matches and
-    minibatch discrimination reads); ``head`` maps those features to the logits, and a
-    plugin may replace it (minibatch discrimination's head appends o(f) before its linear
-    layer).
+    minibatch discrimination reads); ``transforms`` are feature transforms plugins append
+    with ``add_transform`` (minibatch discrimination appends f -> cat(f, o(f))); ``head``
+    maps the transformed features to one logit, or to K class logits after
+    ``set_classes(K)`` (the K+1 discriminator, whose logit is then their logsumexp).
+    The head is rebuilt whenever the transforms or the classes change, so plugins change
+    them in ``gantricks_build_models``. ``blocks()`` are the modules ending each block of
+    the trunk. Every model gantricks builds has one (:class:`gantricks.models.GanDiscriminator`).
     """
 
     features: nn.Module
+    transforms: nn.ModuleList
     head: nn.Module
     feature_dim: int
+    num_classes: int | None
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def add_transform(self, transform: nn.Module) -> None: ...
+
+    def set_classes(self, k: int) -> None: ...
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def blocks(self) -> list[nn.Module]: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 

@@ -6,7 +6,8 @@
    ``--plugins`` in the order given, then objects passed to :func:`gantricks.run.prepare`
    as ``extra_plugins``.
 2. **Last registered, first called.** pluggy calls a hook's implementations from the most
-   recently registered to the first. So your plugins run before the infrastructure, and of
+   recently registered to the first (``trylast`` ones the other way round: the earliest
+   registered of them first). So your plugins run before the infrastructure, and of
    two of yours the one listed later runs first. For a ``firstresult`` hook
    (``gantricks_discriminator_targets``, ``gantricks_sampling_generator``) that one
    decides.
@@ -18,14 +19,16 @@
 
    - ``gantricks_train_start``: a plugin that makes D's output meaningful before anyone
      reads it (a reference batch in D: ``virtual_batchnorm`` with ``discriminator=true``)
-     is ``tryfirst``; plugins that set weights from data (``minibatch``,
-     ``semi_supervised``) are plain; a plugin that records the weights as training starts
-     (``historical_averaging``'s first θ, an EMA copy of G) is ``trylast``.
+     is ``tryfirst``; then the plain implementations; then the models' data-dependent
+     initialisation (weight-normalised layers, minibatch discrimination: the trainer's own
+     ``gantricks:data_init``, ``trylast`` and registered before every plugin, so it runs
+     first of the ``trylast`` ones); then a plugin that records the weights as training
+     starts (``historical_averaging``'s first θ, an EMA copy of G), ``trylast``.
    - ``gantricks_step_end``: ``checkpoint`` is ``trylast``, so ``last.pt`` is written after
      the step's other end work (``eval``'s scores and ``best.pt``).
    - ``gantricks_train_end``: ``checkpoint`` is ``tryfirst``, so the final ``last.pt`` is on
      disk before any other end work, which may fail; end work that reports on the saved
-     state (``semi_supervised``'s test error at an interruption) is ``trylast``.
+     state (``labels``'s test error at an interruption) is ``trylast``.
    - ``gantricks_log``: the order does not matter: values plugins log with
      :meth:`gantricks.Plugin.log` are in ``scalars`` before the hook runs.
 

@@ -42,16 +42,52 @@ def fixed_noise(
 @contextmanager
 def batch_statistics(module: nn.Module) -> Iterator[None]:
     """Run ``module`` as in training (batch norm on batch statistics, this process's batch
-    alone) and leave no trace: its running-stat buffers are restored on exit."""
-    saved = {name: buf.clone() for name, buf in module.named_buffers()}
+    alone) and leave no trace: batch norm's running statistics are restored on exit (other
+    buffers are the module's own business: a weight-normalised layer's fixed scale is set
+    by its data-dependent initialisation inside this)."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [[b.clone() for b in m.buffers(recurse=False)] for m in norms]
     try:
         with local_statistics():
             yield
     finally:
-        buffers = dict(module.named_buffers())
         with torch.no_grad():
-            for name, value in saved.items():
-                buffers[name].copy_(value)
+            for m, values in zip(norms, saved, strict=True):
+                for buf, value in zip(m.buffers(recurse=False), values, strict=True):
+                    buf.copy_(value)
+
+
+def has_batch_norm(module: nn.Module) -> bool:
+    """Whether ``module`` holds batch-norm layers (of any dimension, synced or not)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+@contextmanager
+def batch_norm_from_first(module: nn.Module, n: int) -> Iterator[None]:
+    """Inside: every batch-norm layer of ``module`` normalises its whole input with the
+    statistics of the first ``n`` rows (e.g. a real batch, with generated images after it),
+    in fp32, without updating its running statistics. Gradients flow through the
+    statistics of those rows."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def by_first(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+        wide = x.float()
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        mean = wide[:n].mean(dims)
+        var = wide[:n].var(dims, unbiased=False)
+        y = (wide - mean.view(shape)) * torch.rsqrt(var.view(shape) + bn.eps)
+        if bn.affine:
+            y = y * bn.weight.view(shape) + bn.bias.view(shape)
+        return y.to(x.dtype)
+
+    for bn in norms:
+        bn.forward = lambda x, bn=bn: by_first(bn, x)
+    try:
+        yield
+    finally:
+        for bn in norms:
+            del bn.forward  # back to the class's forward
 
 
 @contextmanager

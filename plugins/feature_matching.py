@@ -14,7 +14,9 @@ from gantricks import (
     PluginConfig,
     StepBatch,
     Trainer,
+    batch_norm_from_first,
     conv_blocks,
+    has_batch_norm,
     hookimpl,
 )
 
@@ -49,10 +51,17 @@ class Config(PluginConfig):
         "replace", description="replace the adversarial G loss, or add to it"
     )
     weight: float = Field(1.0, gt=0, description="weight of the feature-matching term")
+    normalisation: Literal["real", "separate"] = Field(
+        "real",
+        description="real: where D has batch norm, f(real) and f(fake) from one pass of D's "
+        "trunk normalised with the real batch's statistics, so the per-channel means FM "
+        "matches survive; separate: each batch normalised by its own statistics, which "
+        "erases them (D without batch norm: the same either way)",
+    )
     real_features: Literal["current", "discriminator_step"] = Field(
         "current",
-        description="current: f(real) from the updated D on G's real batch (as the "
-        "authors' code); discriminator_step: reuse the D step's (one D forward cheaper)",
+        description="separate normalisation: f(real) from the updated D on G's real batch "
+        "(as the authors' code), or the D step's (one D forward cheaper)",
     )
 
 
@@ -63,6 +72,12 @@ class FeatureMatching(Plugin):
     ‖E_x f(x) − E_z f(G(z))‖²₂, where f are the discriminator's activations at an
     intermediate layer. By default f is the last layer before the output (D's trunk) and
     the objective replaces the adversarial generator loss, as in the paper.
+
+    A D whose batch norm normalises the all-real and the all-generated batch separately
+    makes each batch's per-channel means zero before f, erasing much of what FM should
+    match; by default (``normalisation=real``) both batches' features come from one pass in
+    which batch norm uses the real batch's statistics (``benchmarks/fm_batchnorm.py``
+    measures the difference). The authors' Ds have no batch norm, where both are the same.
     """
 
     Config = Config
@@ -77,9 +92,10 @@ class FeatureMatching(Plugin):
 
     @hookimpl
     def gantricks_train_start(self, trainer: Trainer) -> None:
+        trunk = trainer.discriminator.features
+        self.joint = self.config.normalisation == "real" and has_batch_norm(trunk)
         if self.config.layer == -1:
             return  # D's trunk output is already in the StepBatch
-        trunk = trainer.discriminator.features
         if getattr(trunk, "reference", None) is not None:
             # A reference batch (virtual batch norm in D) would be mixed into the means.
             raise GantricksError(
@@ -109,19 +125,31 @@ class FeatureMatching(Plugin):
     def gantricks_generator_loss(
         self, trainer: Trainer, terms: dict[str, torch.Tensor], batch: StepBatch
     ) -> None:
-        hooked = self.handle is not None
-        fake = self.captured[-1] if hooked else batch.gen_features
-        if self.config.real_features == "discriminator_step":
-            real = self.captured[0] if hooked else batch.real_features
-        else:
-            with torch.no_grad():
-                _, real = trainer.discriminator(batch.gen_real)
-            real = self.captured[-1] if hooked else real
-        self.recording = False  # D's uses outside the step (evaluation) are not kept
+        real, fake = self._features(trainer.discriminator, batch)
         loss = self.config.weight * feature_matching_loss(real.detach(), fake, self.config.norm)
         if self.config.mode == "replace":
             terms.pop("adv", None)
         terms["feature_matching"] = loss
+
+    def _features(self, d: nn.Module, batch: StepBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f(real), f(fake)) of this generator update."""
+        hooked = self.handle is not None
+        if self.joint:
+            n = batch.gen_real.shape[0]
+            with batch_norm_from_first(d.features, n):
+                h = d.features(torch.cat([batch.gen_real, batch.gen_fake]))
+            h = self.captured[-1] if hooked else h
+            return h[:n], h[n:]
+        fake = self.captured[-1] if hooked else batch.gen_features
+        if self.config.real_features == "discriminator_step":
+            return (self.captured[0] if hooked else batch.real_features), fake
+        with torch.no_grad():
+            _, real = d(batch.gen_real)
+        return (self.captured[-1] if hooked else real), fake
+
+    @hookimpl
+    def gantricks_step_end(self) -> None:
+        self.recording = False  # D's uses outside the step (evaluation) are not kept
 
     @hookimpl
     def gantricks_train_end(self) -> None:

@@ -8,16 +8,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from gantricks import (
-    Models,
-    Plugin,
-    PluginConfig,
-    RunConfig,
-    Trainer,
-    batch_statistics,
-    hookimpl,
-    to_float,
-)
+from gantricks import GantricksError, Models, Plugin, PluginConfig, RunConfig, hookimpl
 
 
 def minibatch_features(
@@ -40,13 +31,17 @@ def minibatch_features(
     return o - 1 if exclude_self else o
 
 
-class MinibatchHead(nn.Module):
-    """Replaces D's head: features -> concat(features, o(features) + bias) -> linear -> logit.
+class MinibatchFeatures(nn.Module):
+    """D's feature transform f -> cat(f, o(f) + bias), appended before its head.
 
     With ``weight_norm`` (the authors' layer) T = V · exp(log_scale) / ‖V‖, the norm taken
     over the input axis: an Adam step then turns V's direction by a small angle and changes
     each kernel's scale only through its logarithm. A free T (``weight_norm=False``) of
     4,096 × 500 entries grows by about lr·√A per step, and the distances with it.
+
+    It takes part in the trainer's data-dependent initialisation (``initialising``): on
+    that pass its scale and bias are set from the real features it sees, after the layers
+    below it and before the head above it, as in the authors' single ``init=True`` pass.
     """
 
     def __init__(
@@ -57,19 +52,20 @@ class MinibatchHead(nn.Module):
         init_std: float,
         weight_norm: bool = True,
         exclude_self: bool = True,
+        data_init: bool = True,
     ) -> None:
         super().__init__()
         self.weight_norm = weight_norm
         self.exclude_self = exclude_self
+        self.extra_dim = kernels
         self.V = nn.Parameter(torch.randn(in_features, kernels, kernel_dim) * init_std)
         if weight_norm:
             self.log_scale = nn.Parameter(torch.zeros(kernels, kernel_dim))
         else:
             self.register_buffer("log_scale", torch.zeros(kernels, kernel_dim))
         self.bias = nn.Parameter(torch.full((kernels,), -1.0 if weight_norm else 0.0))
-        self.out = nn.Linear(in_features + kernels, 1)
-        nn.init.normal_(self.out.weight, 0.0, 0.02)  # DCGAN initialisation
-        nn.init.zeros_(self.out.bias)
+        self.data_init = data_init
+        self.initialising = False
 
     @property
     def T(self) -> torch.Tensor:
@@ -81,10 +77,12 @@ class MinibatchHead(nn.Module):
         return minibatch_features(h, self.T, self.exclude_self) + self.bias
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.cat([h, self.minibatch(h)], dim=1))
+        if self.initialising:
+            self.initialise(h.float())
+        return torch.cat([h, self.minibatch(h)], dim=1)
 
     @torch.no_grad()
-    def data_init(self, h: torch.Tensor) -> None:
+    def initialise(self, h: torch.Tensor) -> None:
         """The authors' data-dependent initialisation on a batch of real features: each
         kernel's scale so that an example's nearest other example is at L1 distance 2 on
         average, then the bias so that o(x) + bias has mean 0."""
@@ -98,6 +96,7 @@ class MinibatchHead(nn.Module):
         else:  # a plain T carries its scale itself
             self.V.div_(half_mean_min.view(1, -1, 1))
         self.bias.copy_(-minibatch_features(h, self.T, self.exclude_self).mean(0))
+        self.initialising = False
 
 
 class Config(PluginConfig):
@@ -111,7 +110,9 @@ class Config(PluginConfig):
     )
     weight_norm: bool = Field(True, description="T = V·exp(log_scale)/‖V‖ (authors)")
     exclude_self: bool = Field(True, description="leave j = i out of o(x_i) (authors)")
-    data_init: bool = Field(True, description="scale and bias from the first real batch (authors)")
+    data_init: bool = Field(
+        True, description="scale and bias from real images (init_examples of them; authors)"
+    )
 
 
 class MinibatchDiscrimination(Plugin):
@@ -125,8 +126,11 @@ class MinibatchDiscrimination(Plugin):
 
     By default the layer is the authors' (their ``MinibatchLayer``): T weight-normalised
     with a learned log-scale per kernel entry, j = i left out of the sum, a learned bias on
-    o, and scale and bias initialised from the first real batch. ``weight_norm=false
-    exclude_self=false data_init=false`` gives a plain tensor T and the paper's formula.
+    o, and scale and bias initialised from real images (the trainer's data-dependent
+    initialisation: the first ``init_examples``, 500 by default, as the authors).
+    ``weight_norm=false exclude_self=false data_init=false`` gives a plain tensor T and the
+    paper's formula. It is a feature transform of D (``add_transform``): the head after it
+    is rebuilt for the wider input, whatever the model or the number of classes.
     """
 
     Config = Config
@@ -134,19 +138,17 @@ class MinibatchDiscrimination(Plugin):
     @hookimpl
     def gantricks_build_models(self, models: Models, config: RunConfig) -> None:
         d = models.discriminator
-        a = d.feature_dim
-        cfg = self.config
+        if not hasattr(d, "add_transform"):
+            raise GantricksError(
+                f"minibatch needs a discriminator that takes feature transforms (every "
+                f"gantricks model's does); model {config.model!r} built a "
+                f"{type(d).__name__}, which does not"
+            )
+        a, cfg = d.feature_dim, self.config
         std = cfg.init_std or (0.05 if cfg.weight_norm else 1.0 / math.sqrt(a))
-        d.head = MinibatchHead(
-            a, cfg.kernels, cfg.kernel_dim, std, cfg.weight_norm, cfg.exclude_self
-        )
-
-    @hookimpl
-    def gantricks_train_start(self, trainer: Trainer) -> None:
-        if not self.config.data_init or trainer.step > 0:  # a resumed run keeps its values
-            return
-        d = trainer.discriminator
-        x = to_float(trainer.data.images[: trainer.config.batch_size].to(trainer.device))
-        with batch_statistics(d), torch.no_grad():
-            h = d.features(x)
-        d.head.data_init(h.float())
+        d.add_transform(
+            MinibatchFeatures(
+                a, cfg.kernels, cfg.kernel_dim, std, cfg.weight_norm, cfg.exclude_self,
+                cfg.data_init,
+            )
+        )  # fmt: skip

@@ -7,6 +7,7 @@ from pydantic import Field
 from torch import nn
 
 from gantricks import (
+    GantricksError,
     Models,
     Plugin,
     PluginConfig,
@@ -18,24 +19,29 @@ from gantricks import (
 )
 
 
-class VirtualBatchNorm2d(nn.Module):
+class VirtualBatchNorm(nn.Module):
     """Batch norm whose statistics come from a reference batch plus the example itself.
 
-    The input is ``cat(reference, x)``: the first ``ref_size`` rows are the reference
-    batch's activations. The reference rows are normalised with the reference statistics
-    (μ_ref, E_ref[h²]) over (batch, height, width); each other example i with
-    μ_i = (1/(N+1)) mean_i + (N/(N+1)) μ_ref (and the same for the mean of squares, so
-    σ_i² = E_i[h²] − μ_i², in fp32 at least), where mean_i is its own per-channel mean
-    over height and width. Gradients flow through the reference statistics. No running
-    statistics: training and sampling behave the same.
+    The input is ``cat(reference, x)``, ``(N, C)`` or ``(N, C, H, W)``: the first
+    ``ref_size`` rows are the reference batch's activations. The reference rows are
+    normalised with the reference statistics (μ_ref, E_ref[h²]) over the batch (and height
+    and width); each other example i with μ_i = (1/(N+1)) mean_i + (N/(N+1)) μ_ref (and
+    the same for the mean of squares, so σ_i² = E_i[h²] − μ_i², in fp32 at least), where
+    mean_i is its own per-channel mean (over height and width; its value, for a vector).
+    Gradients flow through the reference statistics. No running statistics: training and
+    sampling behave the same. ``affine=False`` for a batch norm without scale and shift.
     """
 
-    def __init__(self, num_features: int, ref_size: int, eps: float = 1e-5) -> None:
+    def __init__(
+        self, num_features: int, ref_size: int, eps: float = 1e-5, affine: bool = True
+    ) -> None:
         super().__init__()
         self.ref_size = ref_size
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, new = self.ref_size, 1.0 / (self.ref_size + 1.0)
@@ -44,18 +50,31 @@ class VirtualBatchNorm2d(nn.Module):
         # same formula holds to |μ|/σ of several hundred, and the clamp guards the rest.
         wide = x.to(torch.promote_types(x.dtype, torch.float32))
         ref, rest = wide[:n], wide[n:]
-        ref_mean = ref.mean(dim=(0, 2, 3), keepdim=True)
-        ref_sq = ref.square().mean(dim=(0, 2, 3), keepdim=True)
-        mean = new * rest.mean(dim=(2, 3), keepdim=True) + (1.0 - new) * ref_mean
-        sq = new * rest.square().mean(dim=(2, 3), keepdim=True) + (1.0 - new) * ref_sq
-        # One (N, C, 1, 1) scale and shift per row, reference rows first, then one pass over
-        # x: y = x·(γ/σ) + (β − μ·γ/σ).
-        ref_var = (ref_sq - ref_mean.square()).expand(n, -1, -1, -1)
+        spatial = tuple(range(2, x.dim()))
+        ref_mean = ref.mean(dim=(0, *spatial), keepdim=True)
+        ref_sq = ref.square().mean(dim=(0, *spatial), keepdim=True)
+        own_mean = rest.mean(dim=spatial, keepdim=True) if spatial else rest
+        own_sq = rest.square().mean(dim=spatial, keepdim=True) if spatial else rest.square()
+        mean = new * own_mean + (1.0 - new) * ref_mean
+        sq = new * own_sq + (1.0 - new) * ref_sq
+        # One scale and shift per row (and channel), reference rows first, then one pass
+        # over x: y = x·(γ/σ) + (β − μ·γ/σ).
+        rows = (n, *[-1] * (x.dim() - 1))
+        ref_var = (ref_sq - ref_mean.square()).expand(*rows)
         var = torch.cat([ref_var, sq - mean.square()])
-        mean = torch.cat([ref_mean.expand(n, -1, -1, -1), mean])
-        scale = torch.rsqrt(var.clamp_min(0) + self.eps) * self.weight.view(1, -1, 1, 1)
-        shift = self.bias.view(1, -1, 1, 1) - mean * scale
+        mean = torch.cat([ref_mean.expand(*rows), mean])
+        scale = torch.rsqrt(var.clamp_min(0) + self.eps)
+        channel = (1, -1, *[1] * len(spatial))
+        if self.affine:
+            scale = scale * self.weight.view(channel)
+            shift = self.bias.view(channel) - mean * scale
+        else:
+            shift = -mean * scale
         return (wide * scale + shift).to(x.dtype)
+
+
+#: The name this layer had when it took images only.
+VirtualBatchNorm2d = VirtualBatchNorm
 
 
 class WithReference(nn.Module):
@@ -89,17 +108,16 @@ class WithReference(nn.Module):
 
 
 def replace_batchnorm(module: nn.Module, ref_size: int) -> int:
-    """Swap every BatchNorm2d inside ``module`` for a VirtualBatchNorm2d; return how many.
-
-    Affine parameters are copied, so the DCGAN initialisation is kept.
-    """
+    """Swap every batch-norm layer inside ``module`` (1-D or 2-D) for a virtual one; return
+    how many. Affine parameters are copied, so the model's initialisation is kept."""
     count = 0
     for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            vbn = VirtualBatchNorm2d(child.num_features, ref_size, child.eps)
-            with torch.no_grad():
-                vbn.weight.copy_(child.weight)
-                vbn.bias.copy_(child.bias)
+        if isinstance(child, nn.BatchNorm1d | nn.BatchNorm2d):
+            vbn = VirtualBatchNorm(child.num_features, ref_size, child.eps, child.affine)
+            if child.affine:
+                with torch.no_grad():
+                    vbn.weight.copy_(child.weight)
+                    vbn.bias.copy_(child.bias)
             setattr(module, name, vbn)
             count += 1
         else:
@@ -112,7 +130,7 @@ class Config(PluginConfig):
     discriminator: bool = Field(False, description="also replace D's batch norm")
 
 
-class VirtualBatchNorm(Plugin):
+class VirtualBatchNormPlugin(Plugin):
     """Virtual batch norm: G normalises each example with a fixed reference batch, not its batch.
 
     Salimans et al. (2016), section 3.5. A reference batch of z is drawn once (seeded) and
@@ -129,15 +147,24 @@ class VirtualBatchNorm(Plugin):
     @hookimpl
     def gantricks_build_models(self, models: Models, config: RunConfig) -> None:
         n = self.config.reference_size
-        replace_batchnorm(models.generator, n)
+        if not replace_batchnorm(models.generator, n):
+            raise GantricksError(
+                f"virtual_batchnorm: the generator of model {config.model!r} has no batch "
+                "norm to make virtual"
+            )
         gen = torch.Generator().manual_seed(config.seed + 7919)
         ref_z = draw_latent(n, models.nz, config.latent, generator=gen)
         models.generator = WithReference(models.generator, ref_z)
         if self.config.discriminator:
             d = models.discriminator
-            replace_batchnorm(d.features, n)
+            if not replace_batchnorm(d.features, n):
+                raise GantricksError(
+                    f"virtual_batchnorm.discriminator=true: the discriminator of model "
+                    f"{config.model!r} has no batch norm (the Improved-GAN authors' have "
+                    "none); leave virtual_batchnorm.discriminator false"
+                )
             # Filled with real images at train start; shaped now so checkpoints match.
-            shape = (n, d.features[0].in_channels)
+            shape = (n, models.generator.channels)
             size = config.image_size or 0
             d.features = WithReference(d.features, torch.zeros(*shape, size, size))
 

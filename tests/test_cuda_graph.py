@@ -81,18 +81,19 @@ def test_graph_replay_trains_like_eager(tiny, plugins, generator_batch):
 
 
 @needs_cuda
-def test_graph_replay_runs_the_semi_supervised_plugin(tiny):
+def test_graph_replay_runs_the_labels_plugin(tiny):
     opts = {
         **tiny,
         "device": "cuda",
         "steps": 20,
         "log_every": 10,
         "cuda_graph": True,
-        "semi_supervised": {"eval_every": 10, "model": "dcgan"},
+        "model": "dcgan",
+        "labels": {"eval_every": 10, "labels_per_class": 10},
     }
-    trainer, _ = prepare(opts, plugins=[*QUIET, "semi_supervised", "feature_matching"])
+    trainer, _ = prepare(opts, plugins=[*QUIET, "labels", "feature_matching"])
     trainer.fit()
-    ssl = trainer.plugins.pm.get_plugin("semi_supervised")
+    ssl = trainer.plugins.pm.get_plugin("labels")
     assert trainer.step_fn.graph is not None
     assert ssl.averaged_steps == 20  # the graph's replays advanced the device-side counter
     assert [h["step"] for h in ssl.history] == [10, 20]

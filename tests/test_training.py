@@ -116,7 +116,7 @@ def test_cli_train_sample_and_plugins(tmp_path, capsys):
         elif blocks:
             blocks[name] += line + "\n"
     assert "cuda_graph: its step hooks are replayed" in blocks["feature_matching"]
-    assert "cuda_graph: its step hooks are replayed" in blocks["semi_supervised"]
+    assert "cuda_graph: its step hooks are replayed" in blocks["labels"]
     assert "cuda_graph" not in blocks["minibatch"] and "cuda_graph" not in blocks["tensorboard"]
 
 

@@ -13,7 +13,7 @@ from gantricks import GantricksError, hookimpl
 from gantricks.run import load_models, prepare
 from gantricks_plugins.feature_matching import feature_matching_loss
 from gantricks_plugins.historical_averaging import RunningMean
-from gantricks_plugins.minibatch import MinibatchHead, minibatch_features
+from gantricks_plugins.minibatch import MinibatchFeatures, minibatch_features
 from gantricks_plugins.virtual_batchnorm import VirtualBatchNorm2d, WithReference
 
 from .conftest import QUIET, SHARED_DATA, TRICKS, mnist_available
@@ -81,10 +81,10 @@ def test_feature_matching_loss_hand_computed():
 
 
 def test_feature_matching_replaces_adversarial_loss(tiny):
+    # Each batch normalised by its own statistics (the default's formula: test_setups.py).
     spy = Spy()
-    t, _ = prepare(
-        {**tiny, "steps": 1}, plugins=[*QUIET, "feature_matching"], extra_plugins=[(spy, "spy")]
-    )
+    opts = {**tiny, "steps": 1, "feature_matching": {"normalisation": "separate"}}
+    t, _ = prepare(opts, plugins=[*QUIET, "feature_matching"], extra_plugins=[(spy, "spy")])
     D = t.discriminator
     t.fit()
     assert set(spy.g) == {"feature_matching"}
@@ -128,6 +128,7 @@ def test_feature_matching_add_mode_intermediate_layer(tiny):
             "weight": 0.5,
             "layer": 1,
             "norm": "l1",
+            "normalisation": "separate",
             "real_features": "discriminator_step",
         },
     }
@@ -220,7 +221,9 @@ def test_discriminator_sees_real_and_generated_batches_apart(tiny):
 
 def test_minibatch_sees_batch_diversity():
     torch.manual_seed(0)
-    head = MinibatchHead(in_features=8, kernels=4, kernel_dim=3, init_std=0.5, weight_norm=False)
+    head = MinibatchFeatures(
+        in_features=8, kernels=4, kernel_dim=3, init_std=0.5, weight_norm=False
+    )
     x = torch.randn(1, 8)
     same = x.repeat(5, 1)
     distinct = torch.cat([x, torch.randn(4, 8) * 3])
@@ -228,34 +231,37 @@ def test_minibatch_sees_batch_diversity():
     torch.testing.assert_close(minibatch_features(same, head.T), torch.full((5, 4), 5.0))
     without_self = minibatch_features(same, head.T, exclude_self=True)
     torch.testing.assert_close(without_self, torch.full((5, 4), 4.0))
-    # The same first example gets a different logit when its batch-mates differ.
+    # The same first example gets different features when its batch-mates differ ...
     assert not torch.allclose(head(same)[0], head(distinct)[0])
+    torch.testing.assert_close(head(same)[0, :8], x[0])  # ... appended to its own
     # Plain head would not: the logit depends on the example alone.
     lin = torch.nn.Linear(8, 1)
     torch.testing.assert_close(lin(same)[0], lin(distinct)[0])
 
 
-def test_minibatch_replaces_head_and_trains(tiny):
+def test_minibatch_appends_its_features_before_the_head_and_trains(tiny):
     t, _ = prepare(
         {**tiny, "steps": 2, "minibatch": {"kernels": 7, "kernel_dim": 3}},
         plugins=[*QUIET, "minibatch"],
     )
-    head = t.discriminator.head
-    assert isinstance(head, MinibatchHead) and head.T.shape == (t.discriminator.feature_dim, 7, 3)
-    V0 = head.V.detach().clone()
+    d = t.discriminator
+    (mb,) = d.transforms
+    assert isinstance(mb, MinibatchFeatures) and mb.T.shape == (d.feature_dim, 7, 3)
+    assert d.head.in_features == d.feature_dim + 7 and d.head.out_features == 1
+    V0 = mb.V.detach().clone()
     trained = t.opt_d.param_groups[0]["params"]
-    assert any(p is head.V for p in trained) and any(p is head.log_scale for p in trained)
+    assert any(p is mb.V for p in trained) and any(p is mb.log_scale for p in trained)
     t.fit()
-    assert not torch.equal(V0, head.V)
+    assert not torch.equal(V0, mb.V)
 
 
 def test_minibatch_weight_norm_and_data_init_as_the_authors():
     torch.manual_seed(0)
-    head = MinibatchHead(in_features=6, kernels=3, kernel_dim=2, init_std=0.05)
+    head = MinibatchFeatures(in_features=6, kernels=3, kernel_dim=2, init_std=0.05)
     # T's columns (over the input axis) have norm exp(log_scale): 1 at the start.
     torch.testing.assert_close(head.T.norm(dim=0), torch.ones(3, 2))
     h = torch.randn(10, 6) * 4
-    head.data_init(h)
+    head.initialise(h)
     torch.testing.assert_close(head.T.norm(dim=0), head.log_scale.exp())
     # After the data init each example's nearest other example is at mean L1 distance 2 ...
     m = torch.einsum("na,abc->bnc", h, head.T)
@@ -266,8 +272,10 @@ def test_minibatch_weight_norm_and_data_init_as_the_authors():
     o = torch.exp(-(dist - torch.eye(10) * 1e6)).sum(2).T - 1
     torch.testing.assert_close(head.minibatch(h), o + head.bias)
     # A plain T (weight_norm=False) is rescaled itself to the same nearest distance.
-    plain = MinibatchHead(in_features=6, kernels=3, kernel_dim=2, init_std=0.5, weight_norm=False)
-    plain.data_init(h)
+    plain = MinibatchFeatures(
+        in_features=6, kernels=3, kernel_dim=2, init_std=0.5, weight_norm=False
+    )
+    plain.initialise(h)
     m = torch.einsum("na,abc->bnc", h, plain.T)
     dist = torch.cdist(m, m, p=1.0) + torch.eye(10) * 1e6
     torch.testing.assert_close(dist.min(2).values.mean(1), torch.full((3,), 2.0))
@@ -346,14 +354,15 @@ def test_historical_average_starts_from_initialised_weights(tiny, order):
 
 
 def test_minibatch_initialises_after_vbn_reference(tiny):
-    # With D's batch norm virtual, the minibatch head is initialised from D's features of
-    # real images, which need the reference batch in place: the order must not matter.
+    # With D's batch norm virtual, the minibatch features are initialised from D's features
+    # of real images, which need the reference batch in place: the order must not matter.
     heads = []
     for order in (["virtual_batchnorm", "minibatch"], ["minibatch", "virtual_batchnorm"]):
         opts = {**tiny, "steps": 1, "virtual_batchnorm": {"discriminator": True}}
         t, _ = prepare({**opts, "name": "-".join(order)}, plugins=[*QUIET, *order])
         t.hook.gantricks_train_start(trainer=t)
-        heads.append({k: v.clone() for k, v in t.discriminator.head.state_dict().items()})
+        d = t.discriminator
+        heads.append({k: v.clone() for k, v in d.transforms.state_dict().items()})
     for k in heads[0]:
         torch.testing.assert_close(heads[0][k], heads[1][k], msg=k)
 

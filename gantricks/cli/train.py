@@ -8,7 +8,7 @@ from typing import Any
 
 from gantricks.cli.common import add_set, default
 from gantricks.config import DATASETS, load_toml, merge, parse_sets
-from gantricks.errors import GantricksError
+from gantricks.models import MODELS
 from gantricks.plugin_manager import DEFAULT_PLUGINS, plugin_list
 from gantricks.train.loop import DEFAULT_EPOCHS
 
@@ -17,17 +17,21 @@ _TRAIN_FLAGS = {
     "dataset": "dataset", "data_dir": "data_dir", "image_size": "image_size",
     "batch_size": "batch_size", "steps": "steps", "epochs": "epochs", "seed": "seed",
     "device": "device", "name": "name", "out_dir": "out_dir", "log_every": "log_every",
+    "model": "model",
 }  # fmt: skip
 
 
-#: The paper's MNIST settings, as its released code has them: Adam with learning rate 0.003
-#: and batches of 100; feature matching as the mean over features of the squared
+#: The paper's MNIST settings, as its released code has them: its MLPs, 10 labels per class,
+#: Adam with learning rate 0.003 and batches of 100; feature matching as the mean over
+#: features of the squared
 #: difference of means; and Adam's ε, which that code adds *inside* the square root
 #: (√(v̂ + 1e-8)), approximated by ε = 1e-4 outside it (within a factor √2 everywhere).
 #: The last two together keep G's steps small when its gradients are: without them G
 #: collapsed after 10-13 epochs in the runs tried, D then separating real from generated
 #: perfectly (benchmarks/RESULTS.md, "Semi-supervised MNIST").
 SEMI_SUPERVISED_PRESET: dict[str, Any] = {
+    "model": "improved-gan-mlp",
+    "labels": {"labels_per_class": 10},
     "lr_d": 0.003,
     "lr_g": 0.003,
     "batch_size": 100,
@@ -39,9 +43,10 @@ SEMI_SUPERVISED_PRESET: dict[str, Any] = {
 def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "train",
-        help="train a DCGAN with plugins",
-        description="Train a DCGAN (Radford et al. 2015). With no arguments: the embedded "
-        "'glyphs' dataset, offline, a few minutes on a laptop CPU.",
+        help="train a GAN (DCGAN by default) with plugins",
+        description="Train a GAN: DCGAN (Radford et al. 2015) unless --model says otherwise. "
+        "With no arguments: the embedded 'glyphs' dataset, offline, a few minutes on a "
+        "laptop CPU.",
     )
     p.add_argument(
         "--plugins",
@@ -52,6 +57,11 @@ def add_command(sub: Any) -> None:
         "of only no:NAME entries removes those from the run's plugins",
     )
     add_set(p, "set an option: steps=2000, or minibatch.kernels=50 with --plugins minibatch")
+    p.add_argument(
+        "--model",
+        help=f"the networks: {', '.join(MODELS)}, or one an installed package registers "
+        f"(default: {default('model')})",
+    )
     p.add_argument("--config", metavar="TOML", help="TOML file of options")
     p.add_argument(
         "--resume",
@@ -97,21 +107,23 @@ def add_command(sub: Any) -> None:
     )
     ssl = p.add_argument_group(
         "semi-supervised (Salimans et al. 2016, section 5)",
-        "K+1-class discriminator, supervised on a labelled subset, generator by feature "
-        "matching; test error logged as ssl/test_errors. Presets, which any option you "
-        "give overrides: lr_d=0.003, lr_g=0.003, batch_size=100, adam_eps=1e-4, "
-        "feature_matching.norm=mse.",
+        "K+1-class discriminator (the labels plugin), supervised on a labelled subset, "
+        "generator by feature matching; test error logged as ssl/test_errors. Presets, "
+        "which any option you give overrides: model=improved-gan-mlp, "
+        "labels.labels_per_class=10, lr_d=0.003, lr_g=0.003, batch_size=100, "
+        "adam_eps=1e-4, feature_matching.norm=mse.",
     )
     ssl.add_argument(
         "--semi-supervised",
         action="store_true",
-        help="add the semi_supervised and feature_matching plugins, with the paper's settings",
+        help="add the labels and feature_matching plugins, with the paper's MNIST settings",
     )
     ssl.add_argument(
         "--labels-per-class",
         type=int,
         metavar="N",
-        help="labelled examples per class (default 10: 100 labels on MNIST)",
+        help="labelled examples per class for the labels plugin (--semi-supervised: 10, "
+        "100 labels on MNIST; --plugins labels: every label)",
     )
     p.set_defaults(func=cmd_train)
 
@@ -128,9 +140,7 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
     if flags.get("epochs") is not None:
         options.pop("steps", None)
     if getattr(args, "labels_per_class", None) is not None:
-        if not args.semi_supervised:
-            raise GantricksError("--labels-per-class needs --semi-supervised")
-        options = merge(options, {"semi_supervised": {"labels_per_class": args.labels_per_class}})
+        options = merge(options, {"labels": {"labels_per_class": args.labels_per_class}})
     if getattr(args, "semi_supervised", False) and not args.resume:
         # Presets start a run; a resumed run keeps the settings it was started with.
         options = merge(SEMI_SUPERVISED_PRESET, options)
@@ -144,7 +154,7 @@ def train_plugins(args: argparse.Namespace, options: dict[str, Any]) -> list[str
     if not getattr(args, "semi_supervised", False) or args.resume:
         return plugins
     plugins = plugin_list(plugins if plugins is not None else options.get("plugins") or [])
-    return plugins + [p for p in ("semi_supervised", "feature_matching") if p not in plugins]
+    return plugins + [p for p in ("labels", "feature_matching") if p not in plugins]
 
 
 def cmd_train(args: argparse.Namespace) -> int:

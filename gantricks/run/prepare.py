@@ -16,12 +16,14 @@ from gantricks import distributed
 from gantricks.config import RunConfig, merge, validate_core
 from gantricks.data import NATIVE_SIZE, load_dataset
 from gantricks.device import resolve_device
-from gantricks.errors import GantricksError
-from gantricks.models import Models, build_models
+from gantricks.errors import GantricksError, PluginError
+from gantricks.models import Models, build_models, model_spec
 from gantricks.plugin_manager import PluginManager, plugin_list
 from gantricks.run import folder
 from gantricks.run import resume as resumed
 from gantricks.run.options import run_plugins, split_options
+from gantricks.train.data_init import NAME as DATA_INIT
+from gantricks.train.data_init import DataDependentInit
 from gantricks.train.loop import Trainer
 from gantricks.train.state import load_models_state
 
@@ -60,10 +62,13 @@ def prepare(
     saved = list(base.get("plugins", [])) if ckpt is not None else None
     core["plugins"] = run_plugins(requested, saved, ckpt["path"] if ckpt else "")
     config = validate_core(core)
+    model_spec(config.model)  # an unknown model fails before anything loads
     if ckpt is not None:
         resumed.check_dataset(ckpt, config)
 
     pm = PluginManager(is_main=rank.is_main)
+    # Before every plugin, as trylast: the first trylast implementation called.
+    pm.pm.register(DataDependentInit(), name=DATA_INIT)
     try:
         pm.load(config.plugins, plugin_opts, inherited=inherited)
     except GantricksError as e:
@@ -103,9 +108,12 @@ def prepare(
         trainer = Trainer(config, pm, data, run_dir)
         if new:
             trainer.write_config()  # a resumed run's, once its checkpoint has loaded (fit)
-    except BaseException:  # refused while building (gantricks_configure, a plugin's models)
+    except BaseException as e:  # refused while building (configure, a plugin's models)
         if new:
             folder.release_unused_run_dir(run_dir, remove_folder=made)
+        culprit = None if isinstance(e, GantricksError) else pm.blame(e)
+        if culprit is not None:
+            raise PluginError(*culprit, e) from e
         raise
     if new:
         trainer.release_folder = lambda: folder.release_unused_run_dir(run_dir, made)
@@ -128,7 +136,9 @@ def load_models(
     pm = load_plugins(config.plugins, ckpt["config"].get("plugin_options", {}))
     pm.hook.gantricks_configure(config=config)
     torch.manual_seed(config.seed)
-    models = build_models(config.nz, ckpt["channels"], ckpt["image_size"], config.ngf, config.ndf)
+    models = build_models(
+        config.nz, ckpt["channels"], ckpt["image_size"], config.ngf, config.ndf, config.model
+    )
     pm.hook.gantricks_build_models(models=models, config=config)
     load_models_state(models, ckpt)
     models.to(resolve_device(device))

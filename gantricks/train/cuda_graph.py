@@ -18,6 +18,7 @@ import torch
 
 from gantricks.errors import GantricksError
 from gantricks.hookspecs import STEP_HOOKS
+from gantricks.train import schedule
 
 if TYPE_CHECKING:
     from gantricks.config import RunConfig
@@ -49,6 +50,8 @@ def why_not(config: RunConfig, device: torch.device, dist: DistInfo, plugins: Pl
         return f"the run is on {device.type}, not CUDA"
     if dist.enabled:
         return "multi-process runs average gradients outside the step"
+    if schedule.decays(config):
+        return "the learning-rate decay changes the rates between steps"
     unsafe = graph_unsafe_plugins(plugins)
     if unsafe:
         return (

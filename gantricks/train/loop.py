@@ -8,7 +8,6 @@ same call. The loop draws a batch, takes a step, runs the end-of-step hooks and,
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -27,7 +26,7 @@ from gantricks.errors import GantricksError, PluginError, TrainingStopped
 from gantricks.models import Models, build_models
 from gantricks.plugin_manager import PluginManager
 from gantricks.sampling import draw_latent, fixed_noise, generate
-from gantricks.train import cuda_graph, state
+from gantricks.train import cuda_graph, metrics_file, schedule, state
 from gantricks.train.compiled import CompiledStep
 from gantricks.train.interrupt import graceful_interrupt
 from gantricks.train.loss_window import LossWindow
@@ -68,7 +67,7 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         self.models: Models = build_models(
-            config.nz, data.channels, data.image_size, config.ngf, config.ndf
+            config.nz, data.channels, data.image_size, config.ngf, config.ndf, config.model
         )
         self.hook.gantricks_build_models(models=self.models, config=config)
         if config.sync_bn and self.dist.enabled:
@@ -104,8 +103,9 @@ class Trainer:
             step = CompiledStep(step, players, self.state_dict, self._restore)
         if self.graph_wanted:
             step = cuda_graph.CudaGraphStep(step, self.device)
-        #: One training step: ``step_fn(real, z[, gen_real, gen_z]) -> loss terms``.
+        #: One training step: ``step_fn(real, z, *extra) -> loss terms`` (see GanStep).
         self.step_fn = step
+        self._decays = schedule.decays(config)
         self.window = LossWindow()
         self.last_scalars: dict[str, float] = {}
         self._preview_key: tuple[int, int] | None = None
@@ -192,7 +192,7 @@ class Trainer:
         if resume is not None:
             self.load_core_state(resume)
             if self.dist.is_main:
-                _trim_metrics(self.run_dir, self.step)
+                metrics_file.trim(self.run_dir, self.step)
         reason = "error"
         try:
             self.hook.gantricks_train_start(trainer=self)
@@ -226,27 +226,41 @@ class Trainer:
         """One step (a discriminator and a generator update) on a newly drawn batch; its
         losses join the log window. ``step`` is not advanced here."""
         inputs = self._draw()
+        if self._decays:
+            factor = schedule.lr_factor(
+                self.config, self.step, self.total_steps, self.steps_per_epoch
+            )
+            for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * factor
         self.step_complete = False
         losses = self.step_fn(*inputs)
         self.step_complete = True
         self.window.add(losses)
 
     def _draw(self) -> tuple[torch.Tensor, ...]:
-        """This step's real batch (from the device-resident data) and latent vectors, and
-        with ``generator_batch = "fresh"`` a second pair for the generator's update."""
+        """This step's real batch (from the device-resident data) and latent vectors, then
+        what the generator's updates draw anew (see :class:`GanStep`): a real batch and
+        latent vectors each with ``generator_batch = "fresh"``, else latent vectors for
+        each update after the first."""
         real, z = self._draw_pair(self.sampler)
-        if self.gen_sampler is None:
-            return real, z
-        return real, z, *self._draw_pair(self.gen_sampler)
+        extra: list[torch.Tensor] = []
+        for k in range(self.config.g_steps):
+            if self.gen_sampler is not None:
+                extra += self._draw_pair(self.gen_sampler)
+            elif k > 0:
+                extra.append(self._draw_z(real.shape[0], self.sampler))
+        return real, z, *extra
 
     def _draw_pair(self, sampler: BatchSampler) -> tuple[torch.Tensor, torch.Tensor]:
         real = sampler.next()
         if self.config.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
-        n = real.shape[0]
+        return real, self._draw_z(real.shape[0], sampler)
+
+    def _draw_z(self, n: int, sampler: BatchSampler) -> torch.Tensor:
         # Every process draws the same global z and takes its own slice (all of it, alone).
-        z = self.sample_z(n * self.dist.world_size)[sampler.offset : sampler.offset + n]
-        return real, z
+        return self.sample_z(n * self.dist.world_size)[sampler.offset : sampler.offset + n]
 
     def _stopping(self) -> bool:
         # Across processes the Ctrl-C flag is agreed on at log steps (see log()), so that
@@ -297,8 +311,7 @@ class Trainer:
         scalars.update(self.plugins.take_logged())
         self.hook.gantricks_log(trainer=self, step=self.step, scalars=scalars)
         if self.dist.is_main:
-            with (self.run_dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps({"step": self.step, "time": time.time(), **scalars}) + "\n")
+            metrics_file.append(self.run_dir, {"step": self.step, "time": time.time(), **scalars})
         self.last_scalars = scalars
         bad = [n for n in losses if not math.isfinite(scalars[n])]
         if bad:
@@ -352,28 +365,3 @@ class Trainer:
         """One device-to-host read: are all of G's and D's parameters finite?"""
         params = [*self.models.generator.parameters(), *self.models.discriminator.parameters()]
         return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
-
-
-def _trim_metrics(run_dir: Path, step: int) -> None:
-    """Drop metrics.jsonl rows logged after the checkpoint a run resumes from."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept, broken = [], 0
-    for line in rows:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short when the process was killed
-            broken += 1
-            continue
-        if row.get("step", 0) <= step:
-            kept.append(line)
-    if broken:
-        warnings.warn(
-            f"{path}: dropped {broken} unreadable line(s), written when the run was "
-            "killed mid-write",
-            stacklevel=3,
-        )
-    if len(kept) != len(rows):
-        checkpoint.atomic_write_text(path, "".join(line + "\n" for line in kept))

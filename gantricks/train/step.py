@@ -34,33 +34,35 @@ def bce_logits(logits: torch.Tensor, target: float | torch.Tensor) -> torch.Tens
 
 
 class GanStep:
-    """``step(real, z[, gen_real, gen_z]) -> losses``: one discriminator update, then one
-    generator update, on the trainer's models and optimisers.
+    """``step(real, z, *extra) -> losses``: one discriminator update, then ``g_steps``
+    generator updates, on the trainer's models and optimisers.
 
-    ``gen_real`` and ``gen_z`` (``generator_batch = "fresh"``) give the generator's update
-    its own real batch and latent vectors. The returned dict holds every loss term as a
-    0-d device tensor: ``loss_d/<term>``, ``loss_g/<term>``, ``loss_d`` and ``loss_g``.
+    ``extra`` holds what the generator's updates draw anew: with ``generator_batch =
+    "fresh"`` a real batch and latent vectors for each update (``gen_real_1, gen_z_1, ...``);
+    otherwise latent vectors for each update after the first (the first judges the
+    discriminator step's generated batch). The returned dict holds every loss term as a
+    0-d device tensor: ``loss_d/<term>``, ``loss_g/<term>`` (the mean over the generator's
+    updates), ``loss_d`` and ``loss_g``.
     """
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
         self.params = {id(opt): optimised_parameters(opt) for opt in (trainer.opt_d, trainer.opt_g)}
+        config = trainer.config
+        self.fresh = config.generator_batch == "fresh"
+        self.g_steps = config.g_steps
+        self.minimax = config.generator_loss == "minimax"
 
     def __call__(
-        self,
-        real: torch.Tensor,
-        z: torch.Tensor,
-        gen_real: torch.Tensor | None = None,
-        gen_z: torch.Tensor | None = None,
+        self, real: torch.Tensor, z: torch.Tensor, *extra: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         t = self.trainer
         hook = t.hook
         G, D = t.models.generator, t.models.discriminator
         hook.gantricks_step_start(trainer=t, step=t.step)
-        fresh = gen_z is not None
         with t.autocast():
-            # With a fresh batch for G's update, this one needs no graph for backward.
-            with torch.set_grad_enabled(not fresh):
+            # With fresh batches for G's updates, this one needs no graph for backward.
+            with torch.set_grad_enabled(not self.fresh):
                 fake = G(z)
             batch = StepBatch(real=real, z=z, fake=fake)
             targets = hook.gantricks_discriminator_targets(trainer=t, batch=batch)
@@ -81,22 +83,31 @@ class GanStep:
         loss_d = self._minimise(t.opt_d, d_terms, "loss_d")
         hook.gantricks_after_discriminator_step(trainer=t)
 
-        with t.autocast():
-            if fresh:
-                assert gen_real is not None and gen_z is not None
-                inputs = {"real": gen_real, "fake": G(gen_z)}
-            else:
-                inputs = {"real": real, "fake": fake}
-            hook.gantricks_discriminator_inputs(
-                trainer=t, inputs=inputs, phase="generator", batch=batch
-            )
-            batch.gen_real, batch.gen_fake = inputs["real"], inputs["fake"]
-            batch.gen_logits, batch.gen_features = D(batch.gen_fake)
-            g_terms = {"adv": bce_logits(batch.gen_logits, 1.0)}
-            hook.gantricks_generator_loss(trainer=t, terms=g_terms, batch=batch)
-        loss_g = self._minimise(t.opt_g, g_terms, "loss_g")
-        hook.gantricks_after_generator_step(trainer=t)
+        updates = []
+        for k in range(self.g_steps):
+            with t.autocast():
+                if self.fresh:
+                    inputs = {"real": extra[2 * k], "fake": G(extra[2 * k + 1])}
+                else:
+                    inputs = {"real": real, "fake": fake if k == 0 else G(extra[k - 1])}
+                hook.gantricks_discriminator_inputs(
+                    trainer=t, inputs=inputs, phase="generator", batch=batch
+                )
+                batch.gen_real, batch.gen_fake = inputs["real"], inputs["fake"]
+                batch.gen_logits, batch.gen_features = D(batch.gen_fake)
+                # minimax: log(1 - D(G(z))) = -BCE(logit, 0); non-saturating: BCE(logit, 1)
+                adv = (
+                    -bce_logits(batch.gen_logits, 0.0)
+                    if self.minimax
+                    else bce_logits(batch.gen_logits, 1.0)
+                )
+                g_terms = {"adv": adv}
+                hook.gantricks_generator_loss(trainer=t, terms=g_terms, batch=batch)
+            loss_g = self._minimise(t.opt_g, g_terms, "loss_g")
+            hook.gantricks_after_generator_step(trainer=t)
+            updates.append((g_terms, loss_g))
 
+        g_terms, loss_g = updates[0] if len(updates) == 1 else _mean_of(updates)
         return {
             **{f"loss_d/{k}": v.detach() for k, v in d_terms.items()},
             **{f"loss_g/{k}": v.detach() for k, v in g_terms.items()},
@@ -118,3 +129,17 @@ class GanStep:
         self.trainer.dist.average_gradients(params)
         opt.step()
         return loss.detach()
+
+
+def _mean_of(
+    updates: list[tuple[dict[str, torch.Tensor], torch.Tensor]],
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Each generator term's (and the total's) mean over a step's generator updates; a term
+    present in only some updates is averaged over all of them."""
+    n = len(updates)
+    names = list(dict.fromkeys(k for terms, _ in updates for k in terms))
+    terms = {
+        name: torch.stack([u[name].detach().reshape(()) for u, _ in updates if name in u]).sum() / n
+        for name in names
+    }
+    return terms, torch.stack([loss for _, loss in updates]).mean()

@@ -1,4 +1,5 @@
-"""Semi-supervised K+1 GAN: the losses against their formulas, the paper's networks, a run."""
+"""Labels (the K+1 GAN): the losses against their formulas, the paper's MNIST networks,
+semi-supervised runs."""
 
 from __future__ import annotations
 
@@ -11,16 +12,11 @@ import torch.nn.functional as F
 from gantricks import GantricksError, checkpoint, hookimpl
 from gantricks.cli import build_parser, train_options, train_plugins
 from gantricks.data import balanced_subset, to_float
+from gantricks.models.discriminator import gan_logit
+from gantricks.models.layers import GaussianNoise, ShiftOnlyBatchNorm, WNLinear
+from gantricks.models.mlp import Generator as MLPGenerator
 from gantricks.run import prepare
-from gantricks_plugins.semi_supervised import (
-    GaussianNoise,
-    MLPGenerator,
-    SemiSupervised,
-    ShiftOnlyBatchNorm,
-    WNLinear,
-    gan_logit,
-    supervised_loss,
-)
+from gantricks_plugins.labels import Labels, supervised_loss
 
 from .conftest import QUIET
 
@@ -76,7 +72,7 @@ def test_weight_norm_layer_and_its_data_dependent_init():
 
 
 def test_tested_discriminator_is_the_debiased_moving_average():
-    plugin = SemiSupervised(SemiSupervised.Config(average_rate=0.5))
+    plugin = Labels(Labels.Config(average_rate=0.5))
     param = torch.nn.Parameter(torch.tensor([0.0]))
     plugin.params, plugin.average = [param], [torch.zeros(1)]
     for value in (1.0, 3.0, 7.0):
@@ -89,8 +85,8 @@ def test_tested_discriminator_is_the_debiased_moving_average():
     assert param.item() == 7.0  # restored
 
 
-def _labelled(batch: int, sampling: str, n: int = 10) -> SemiSupervised:
-    plugin = SemiSupervised(SemiSupervised.Config(labelled_batch=batch, labelled_sampling=sampling))
+def _labelled(batch: int, sampling: str, n: int = 10) -> Labels:
+    plugin = Labels(Labels.Config(labelled_batch=batch, labelled_sampling=sampling))
     plugin.labels = torch.arange(n) % 5
     plugin.set_labelled_batch(batch)
     return plugin
@@ -122,7 +118,7 @@ def test_confusion_matrix_and_per_class_errors():
             bright = (x.flatten(1)[:, 0] > 0).long()
             return F.one_hot(bright, 3).float()
 
-    plugin = SemiSupervised(SemiSupervised.Config())
+    plugin = Labels(Labels.Config())
     plugin.num_classes = 3
     images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
     images[[1, 3, 4], 0, 0, 0] = 255  # bright: predicted 1
@@ -160,7 +156,8 @@ def ssl_opts(tiny):
         "log_every": 50,
         "lr_d": 0.003,
         "lr_g": 0.003,
-        "semi_supervised": {"labels_per_class": 10, "eval_every": 50},
+        "model": "improved-gan-mlp",
+        "labels": {"labels_per_class": 10, "eval_every": 50},
     }
 
 
@@ -169,7 +166,7 @@ def test_the_papers_mnist_networks(ssl_opts):
     weight-normalised ReLU layers (scales fixed after the data-dependent init) with noise
     σ=0.3 on the input and 0.5 before every later layer and the 10-class head; G 100-500-500
     softplus with shift-only batch norm and a weight-normalised sigmoid output."""
-    t, _ = prepare({**ssl_opts, "nz": 100}, plugins=[*QUIET, "semi_supervised", "feature_matching"])
+    t, _ = prepare({**ssl_opts, "nz": 100}, plugins=[*QUIET, "labels", "feature_matching"])
     D, G = t.discriminator, t.generator
     trunk = [m for m in D.features if isinstance(m, WNLinear)]
     assert [tuple(m.v.shape) for m in trunk] == [
@@ -213,15 +210,15 @@ def test_discriminator_loss_is_weighted_supervised_plus_unsupervised(ssl_opts):
     class Spy:
         @hookimpl(trylast=True)  # after the plugins, before D's update
         def gantricks_discriminator_loss(self, trainer, terms, batch):
-            plugin = trainer.plugins.plugins["semi_supervised"].obj
+            plugin = trainer.plugins.plugins["labels"].obj
             with torch.no_grad():  # the whole labelled set, in order (labelled_batch = 100)
                 logits = trainer.discriminator.classify(to_float(plugin.images))
             seen.update(terms=dict(terms), batch=batch, ce=F.cross_entropy(logits, plugin.labels))
 
-    ssl = {**ssl_opts["semi_supervised"], "supervised_weight": 3.0, "labelled_batch": 100}
+    ssl = {**ssl_opts["labels"], "supervised_weight": 3.0, "labelled_batch": 100}
     t, _ = prepare(
-        {**ssl_opts, "steps": 1, "semi_supervised": ssl},
-        plugins=[*QUIET, "semi_supervised", "feature_matching"],
+        {**ssl_opts, "steps": 1, "labels": ssl},
+        plugins=[*QUIET, "labels", "feature_matching"],
         extra_plugins=[(Spy(), "spy")],
     )
     for m in t.discriminator.modules():  # noise off, so the spy's forward pass is the same
@@ -239,9 +236,9 @@ def test_discriminator_loss_is_weighted_supervised_plus_unsupervised(ssl_opts):
 
 def test_semi_supervised_run_learns_to_classify_glyphs(ssl_opts):
     # The small DCGAN pair keeps this fast; the paper's MLP is exercised by the resume test.
-    opts = {**ssl_opts, "semi_supervised": {**ssl_opts["semi_supervised"], "model": "dcgan"}}
-    trainer, _ = prepare(opts, plugins=[*QUIET, "semi_supervised", "feature_matching"])
-    plugin = trainer.plugins.plugins["semi_supervised"].obj
+    opts = {**ssl_opts, "model": "dcgan"}
+    trainer, _ = prepare(opts, plugins=[*QUIET, "labels", "feature_matching"])
+    plugin = trainer.plugins.plugins["labels"].obj
     scalars = trainer.fit()
     # 100 labels: chance is 9,000 errors of 10,000; after 100 steps ~2,500 (seeded run).
     assert scalars["ssl/test_errors"] < 4000
@@ -264,8 +261,8 @@ def test_semi_supervised_run_learns_to_classify_glyphs(ssl_opts):
 
 
 def test_semi_supervised_resume_continues_exactly(ssl_opts):
-    plugins = [*QUIET, "semi_supervised", "feature_matching"]
-    opts = {**ssl_opts, "steps": 8, "log_every": 4, "semi_supervised": {"eval_every": 4}}
+    plugins = [*QUIET, "labels", "feature_matching"]
+    opts = {**ssl_opts, "steps": 8, "log_every": 4, "labels": {"eval_every": 4}}
     full, _ = prepare({**opts, "name": "full"}, plugins=plugins)
     full.fit()
     half, _ = prepare({**opts, "name": "half", "steps": 4}, plugins=plugins)
@@ -280,8 +277,8 @@ def test_semi_supervised_resume_continues_exactly(ssl_opts):
     ):
         assert torch.equal(a, b)
     assert resumed.last_scalars["ssl/test_errors"] == full.last_scalars["ssl/test_errors"]
-    full_ssl = full.plugins.plugins["semi_supervised"].obj
-    resumed_ssl = resumed.plugins.plugins["semi_supervised"].obj
+    full_ssl = full.plugins.plugins["labels"].obj
+    resumed_ssl = resumed.plugins.plugins["labels"].obj
     assert resumed_ssl.history == full_ssl.history
     for a, b in zip(full_ssl.average, resumed_ssl.average, strict=True):
         assert torch.equal(a, b)
@@ -301,10 +298,10 @@ class StopAt:
 
 
 def test_interrupted_run_reports_the_test_error_it_stopped_with(ssl_opts):
-    opts = {**ssl_opts, "steps": 20, "semi_supervised": {"eval_every": 4, "model": "dcgan"}}
+    opts = {**ssl_opts, "steps": 20, "model": "dcgan", "labels": {"eval_every": 4}}
     trainer, _ = prepare(
         opts,
-        plugins=[*QUIET, "semi_supervised", "feature_matching"],
+        plugins=[*QUIET, "labels", "feature_matching"],
         extra_plugins=[(StopAt(6), "stop_at")],
     )
     trainer.fit()
@@ -314,12 +311,12 @@ def test_interrupted_run_reports_the_test_error_it_stopped_with(ssl_opts):
     # The checkpoint was saved before that last evaluation, and resumes as usual.
     saved = checkpoint.load(trainer.run_dir / "checkpoints" / "last.pt")
     assert saved["step"] == 6
-    assert [h["step"] for h in saved["plugins"]["semi_supervised"]["history"]] == [4]
+    assert [h["step"] for h in saved["plugins"]["labels"]["history"]] == [4]
 
 
 def test_dcgan_variant_has_a_k_class_head(ssl_opts):
-    opts = {**ssl_opts, "steps": 2, "semi_supervised": {"model": "dcgan"}}
-    trainer, _ = prepare(opts, plugins=[*QUIET, "semi_supervised", "feature_matching"])
+    opts = {**ssl_opts, "steps": 2, "model": "dcgan"}
+    trainer, _ = prepare(opts, plugins=[*QUIET, "labels", "feature_matching"])
     d = trainer.discriminator
     x = torch.zeros(3, 1, 28, 28)
     assert d.classify(x).shape == (3, 10)
@@ -338,8 +335,8 @@ def test_unlabelled_dataset_is_refused(tiny, tmp_path):
     for i in range(4):
         Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(folder / f"{i}.png")
     opts = {**tiny, "dataset": "folder", "data_dir": str(folder)}
-    with pytest.raises(GantricksError, match="semi_supervised needs a labelled dataset; 'folder'"):
-        prepare(opts, plugins=[*QUIET, "semi_supervised"])
+    with pytest.raises(GantricksError, match="labels needs a labelled dataset; 'folder'"):
+        prepare(opts, plugins=[*QUIET, "labels"])
 
 
 def test_cli_flags_add_the_plugins_and_presets():
@@ -348,31 +345,33 @@ def test_cli_flags_add_the_plugins_and_presets():
         ["train", "--semi-supervised", "--labels-per-class", "20", "--set", "lr_d=0.001"]
     )
     opts = train_options(args)
-    assert opts["semi_supervised"] == {"labels_per_class": 20}
+    assert opts["labels"] == {"labels_per_class": 20} and opts["model"] == "improved-gan-mlp"
     assert opts["lr_d"] == 0.001 and opts["lr_g"] == 0.003 and opts["batch_size"] == 100
     assert opts["adam_eps"] == 1e-4 and opts["feature_matching"] == {"norm": "mse"}
     # Any preset can be overridden, plugin options too.
     custom = parser.parse_args(["train", "--semi-supervised", "--set", "feature_matching.norm=l1"])
     assert train_options(custom)["feature_matching"] == {"norm": "l1"}
-    assert train_plugins(args, opts) == ["semi_supervised", "feature_matching"]
+    assert train_plugins(args, opts) == ["labels", "feature_matching"]
     # A config file's plugin list is kept and extended.
     assert train_plugins(args, {"plugins": ["minibatch"]}) == [
         "minibatch",
-        "semi_supervised",
+        "labels",
         "feature_matching",
     ]
     # ... also when the file gives it as one comma-separated string.
     assert train_plugins(args, {"plugins": "minibatch,label_smooth"}) == [
         "minibatch",
         "label_smooth",
-        "semi_supervised",
+        "labels",
         "feature_matching",
     ]
     # Resuming: no presets over the saved settings, and the checkpoint's plugins stay.
     resumed = parser.parse_args(["train", "--semi-supervised", "--resume", "runs/x"])
     assert "lr_d" not in train_options(resumed) and train_plugins(resumed, {}) is None
-    with pytest.raises(GantricksError, match="--labels-per-class needs --semi-supervised"):
-        train_options(parser.parse_args(["train", "--labels-per-class", "5"]))
+    # Without --semi-supervised it sets the labels plugin's option (all labels by default).
+    alone = train_options(parser.parse_args(["train", "--labels-per-class", "5"]))
+    assert alone == {"labels": {"labels_per_class": 5}}
+    assert Labels.Config().labels_per_class is None
 
 
 def test_seeds_script_runs_each_seed_and_summarises(tmp_path):
@@ -386,8 +385,7 @@ def test_seeds_script_runs_each_seed_and_summarises(tmp_path):
         "--semi-supervised", "--dataset", "glyphs", "--steps", "4", "--batch-size", "20",
         "--device", "cpu", "--name", "ssl", "--out-dir", str(tmp_path / "runs"),
         "--plugins", "no:progress,no:tensorboard,no:eval,no:samples",
-        "--set", "ngf=8", "ndf=8", "nz=16", "semi_supervised.model=dcgan",
-        "semi_supervised.eval_every=2",
+        "--model", "dcgan", "--set", "ngf=8", "ndf=8", "nz=16", "labels.eval_every=2",
     ]  # fmt: skip
 
     def seeds_py(*args):
@@ -494,7 +492,7 @@ def test_confusion_uses_batch_norm_statistics_of_the_first_training_images():
     torch.manual_seed(0)
     train = torch.randint(0, 256, (300, 1, 2, 2), dtype=torch.uint8)
     train[:, 0, 0, 0] = torch.randint(150, 256, (300,), dtype=torch.uint8)  # pixel 0 bright
-    plugin = SemiSupervised(SemiSupervised.Config(bn_examples=200))
+    plugin = Labels(Labels.Config(bn_examples=200))
     plugin.num_classes = 3
     plugin.test_images = torch.randint(0, 256, (50, 1, 2, 2), dtype=torch.uint8)
     plugin.test_labels = torch.randint(0, 3, (50,))

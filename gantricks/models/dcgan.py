@@ -4,22 +4,21 @@ Strided (transposed) convolutions and no pooling; no fully connected hidden laye
 norm everywhere except the generator's output and the discriminator's input; ReLU and a
 tanh output in G; LeakyReLU(0.2) in D; weights drawn from N(0, 0.02).
 
-The discriminator is a trunk (``features``: image -> flat feature vector) and a ``head``
-(feature vector -> one logit), and returns both, so plugins can read features (feature
-matching) or replace the head (minibatch discrimination) without touching the core. The
-head is a linear layer on the flattened last feature map, which is exactly DCGAN's final
-full-size convolution.
+The discriminator is a :class:`GanDiscriminator`: a trunk (``features``: image -> flat
+feature vector), feature transforms plugins add, and a ``head`` (-> one logit, or K class
+logits), so plugins read features (feature matching) or extend the head (minibatch
+discrimination, labels) without touching the core.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from itertools import pairwise
 
 import torch
 from torch import nn
 
 from gantricks.config import base_for
+from gantricks.models.discriminator import GanDiscriminator
 
 
 class Generator(nn.Module):
@@ -48,11 +47,12 @@ class Generator(nn.Module):
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
-class Discriminator(nn.Module):
-    """image -> (logits (batch, 1), features (batch, feature_dim))."""
+class Discriminator(GanDiscriminator):
+    """image -> (logits (batch, 1), features (batch, feature_dim)): strided convolutions,
+    batch norm after all but the first, LeakyReLU(0.2); the head is a linear layer on the
+    flattened last map (exactly DCGAN's final full-size convolution)."""
 
     def __init__(self, channels: int, image_size: int, ndf: int = 64) -> None:
-        super().__init__()
         base, n = base_for(image_size)
         widths = [ndf * 2**k for k in range(n)]
         layers: list[nn.Module] = [
@@ -66,22 +66,21 @@ class Discriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
         layers.append(nn.Flatten())
-        self.features = nn.Sequential(*layers)
-        self.feature_dim = widths[-1] * base * base
-        self.head: nn.Module = nn.Linear(self.feature_dim, 1)
+        feature_dim = widths[-1] * base * base
+        blocks = [m for m in layers if isinstance(m, nn.LeakyReLU)]
+        # The first head keeps torch's default initialisation here: init_weights draws
+        # N(0, 0.02) for it with every other layer; heads made later draw it themselves.
+        super().__init__(
+            nn.Sequential(*layers), feature_dim, linear_head, blocks, nn.Linear(feature_dim, 1)
+        )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(x)
-        return self.head(h), h
 
-
-def conv_blocks(discriminator: nn.Module) -> list[nn.Module]:
-    """The activation ending each convolutional block of a DCGAN discriminator's trunk
-    (``discriminator.features``), first block first; empty for other discriminators."""
-    trunk = getattr(discriminator, "features", None)
-    if trunk is None:
-        return []
-    return [m for m in trunk.modules() if isinstance(m, nn.LeakyReLU)]
+def linear_head(n_in: int, n_out: int) -> nn.Linear:
+    """A DCGAN head: linear, weights N(0, 0.02), zero bias."""
+    head = nn.Linear(n_in, n_out)
+    nn.init.normal_(head.weight, 0.0, 0.02)
+    nn.init.zeros_(head.bias)
+    return head
 
 
 def init_weights(module: nn.Module) -> None:
@@ -96,39 +95,10 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-@dataclass
-class Models:
-    """The two players, and modules plugins keep beside them.
-
-    Plugins may replace either player, or modules inside them (``gantricks_build_models``).
-    ``extra`` holds modules no optimiser trains (an exponential moving average of G, say):
-    they are saved in checkpoints, moved to the device and rebuilt for sampling like the
-    players.
-    """
-
-    generator: nn.Module
-    discriminator: nn.Module
-    nz: int
-    extra: nn.ModuleDict = field(default_factory=nn.ModuleDict)
-    #: The generator a plugin chose for sampling (``gantricks_sampling_generator``), if any.
-    for_sampling: nn.Module | None = None
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The generator samples are drawn from: ``for_sampling``, else ``generator``."""
-        return self.for_sampling if self.for_sampling is not None else self.generator
-
-    def to(self, device: torch.device) -> Models:
-        self.generator.to(device)
-        self.discriminator.to(device)
-        self.extra.to(device)
-        return self
-
-
-def build_models(nz: int, channels: int, image_size: int, ngf: int, ndf: int) -> Models:
-    """DCGAN pair, initialised from the current torch RNG state."""
+def build(nz: int, channels: int, image_size: int, ngf: int, ndf: int):
+    """The DCGAN pair, initialised from the current torch RNG state."""
     g = Generator(nz, channels, image_size, ngf)
     d = Discriminator(channels, image_size, ndf)
     init_weights(g)
     init_weights(d)
-    return Models(generator=g, discriminator=d, nz=nz)
+    return g, d
