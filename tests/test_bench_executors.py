@@ -13,6 +13,7 @@ from gantricks import GantricksError
 from gantricks.bench import BenchSpec, SlurmOptions, parse_combos, run_bench
 from gantricks.bench.executors import InlineExecutor, ProcessExecutor, cpu_cores, make_executor
 from gantricks.bench.runs import StopFlag
+from gantricks.bench.worker import execute
 from gantricks.metrics.classifier import DigitClassifier, classifier_path, save_classifier
 
 SCORES = ("combo", "seed", "status", "classifier_score", "classes_covered", "kl_to_uniform")
@@ -102,3 +103,30 @@ def test_executor_options_that_cannot_work_are_refused_before_training(spec, cha
     with pytest.raises(GantricksError, match=message):
         run_bench(spec)
     assert not (spec.out / "runs").exists()
+
+
+USR2_AT_STEP_3 = """
+import os, signal
+from gantricks import hookimpl
+@hookimpl
+def gantricks_step_end(trainer, step):
+    if step == 3 and not trainer.run_dir.joinpath("checkpoints").exists():
+        os.kill(os.getpid(), signal.SIGUSR2)  # Slurm's warning before the time limit
+"""
+
+
+class AsJobs(InlineExecutor):
+    """Each run as a Slurm job runs it: worker.execute, with its SIGUSR2 handler."""
+
+    def poll(self, timeout):
+        task = self.queue.pop(0)
+        return [(task, execute(task))]
+
+
+def test_a_job_at_its_time_limit_saves_and_is_submitted_again_to_resume(spec, tmp_path, capsys):
+    plugin = tmp_path / "usr2.py"
+    plugin.write_text(USR2_AT_STEP_3)
+    spec.combos, spec.seeds = parse_combos(str(plugin)), 1
+    records = run_bench(spec, executor=AsJobs(StopFlag()))
+    assert "reached its job's time limit at step 3: submitted again" in capsys.readouterr().out
+    assert records[0]["status"] == "ok" and records[0]["resumed_from_step"] == 3

@@ -19,6 +19,7 @@ The contract every executor keeps (tested for each in ``tests/test_bench_executo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -291,6 +292,8 @@ class SubmititExecutor(Executor):
 
     def submit(self, task: Task) -> None:
         task.threads = self.options.cpus_per_run
+        if not task.spec.out.is_absolute():  # jobs may start in another folder
+            task.spec = dataclasses.replace(task.spec, out=task.spec.out.resolve())
         self.queued.append(task)
 
     def _flush(self) -> None:

@@ -26,6 +26,8 @@ from gantricks.bench.spec import BenchSpec, check_combos, check_spec, run_dir, s
 from gantricks.bench.worker import Task
 
 STOP_FILE = ".stop"
+#: Times a Slurm run stopped by its job's time limit is submitted again in one invocation.
+RESUBMIT = 3
 #: Seconds between progress lines while nothing ends (a long run, a Slurm queue).
 HEARTBEAT = 120.0
 
@@ -112,6 +114,10 @@ def _signals(stop: StopFlag, executor: Executor) -> Iterator[None]:
             signal.signal(s, old)
 
 
+def _time_limit(record: dict[str, Any]) -> bool:
+    return record.get("stop_reason") == "time limit"
+
+
 def _placeholder(spec: BenchSpec, combo: Any, seed: int) -> dict[str, Any]:
     return {
         "combo": combo.name,
@@ -149,6 +155,7 @@ def run_bench(spec: BenchSpec, executor: Executor | None = None) -> list[dict[st
     label = "running or queued" if spec.executor == "slurm" else "running"
     progress = Progress(total, executor.slots, label)
     announced = False
+    resubmitted: dict[tuple[str, int], int] = {}
     try:
         with _signals(stop, executor):
             while executor.in_flight() or (todo and not stop.requested):
@@ -160,9 +167,20 @@ def run_bench(spec: BenchSpec, executor: Executor | None = None) -> list[dict[st
                     if record is None:  # not started: the bench was stopping
                         todo.insert(0, (task.combo, task.seed))
                         continue
-                    records[(task.combo.name, task.seed)] = record
-                    if record.get("stop_requested") or record["status"] == "interrupted":
-                        stop.set()
+                    key = (task.combo.name, task.seed)
+                    records[key] = record
+                    if _time_limit(record) and not stop.requested:
+                        if record["status"] == "interrupted" and resubmitted.get(key, 0) < RESUBMIT:
+                            resubmitted[key] = resubmitted.get(key, 0) + 1
+                            todo.insert(0, (task.combo, task.seed))
+                            print(
+                                f"bench: {task.name} reached its job's time limit at step "
+                                f"{record.get('step')}: submitted again, to resume",
+                                flush=True,
+                            )
+                            continue
+                    elif record.get("stop_requested") or record["status"] == "interrupted":
+                        stop.set(write=True)  # a run was stopped (by a signal): so is the bench
                     print(
                         f"bench: {record['combo']} seed {record['seed']}: {_scores(record)} | "
                         + progress.line(records, executor.in_flight(), len(todo)),

@@ -37,13 +37,17 @@ class StopFlag:
         self.path = path
         self._set = False
         self._trainer: Any = None
+        #: Why, when it was not the bench: "time limit" (Slurm's warning signal).
+        self.reason: str | None = None
+        self._watcher: tuple[threading.Thread, threading.Event] | None = None
 
     @property
     def requested(self) -> bool:
         return self._set or (self.path is not None and self.path.exists())
 
-    def set(self, write: bool = False) -> None:
+    def set(self, write: bool = False, reason: str | None = None) -> None:
         self._set = True
+        self.reason = self.reason or reason
         if write and self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(f"{os.getpid()}\n")
@@ -67,18 +71,27 @@ class StopFlag:
             self._tell_trainer()
         if self.path is None:
             return
+        done = threading.Event()
 
         def poll() -> None:
-            while self._trainer is trainer:
+            while not done.wait(0.5):
                 if self.requested:
                     self._tell_trainer()
                     return
-                time.sleep(0.5)
 
-        threading.Thread(target=poll, name="bench-stop", daemon=True).start()
+        thread = threading.Thread(target=poll, name="bench-stop", daemon=True)
+        thread.start()
+        self._watcher = (thread, done)
 
     def unwatch(self) -> None:
+        """Stop watching; the watcher thread has ended when this returns (none is left
+        for the interpreter to kill at exit)."""
         self._trainer = None
+        if self._watcher is not None:
+            thread, done = self._watcher
+            done.set()
+            thread.join()
+            self._watcher = None
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -212,6 +225,12 @@ def run_one(
             "eval": eval_options(spec),
         }
         if not resume and path.exists():  # a failed or unresumable earlier attempt
+            if previous.get("status") in ("interrupted", "running"):
+                print(
+                    f"bench: {path.name}: cannot resume (other settings, or no last.pt): "
+                    "starting it again",
+                    flush=True,
+                )
             shutil.rmtree(path)
         trainer, ckpt = prepare(
             opts, plugins=[*OFF, *combo.plugins], resume=path if resume else None
@@ -241,6 +260,8 @@ def run_one(
                 curve=curve(path),
             )
         record["stop_requested"] = trainer.stop_requested
+        if trainer.stop_requested and stop.reason:
+            record["stop_reason"] = stop.reason
     except KeyboardInterrupt:  # a second interrupt: stopped at once
         record.update(status="interrupted", stop_requested=True, error="stopped at once")
         _finish(path, record, start, earlier)

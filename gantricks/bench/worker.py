@@ -51,8 +51,8 @@ def execute(task: Task) -> dict[str, Any]:
     ``{"status": "not started"}`` when the bench had stopped before it began.
 
     SIGUSR2, which submitit asks Slurm to send before a job's time limit, stops the run
-    like the bench's stop file: it saves ``last.pt`` and is recorded as interrupted, to be
-    resumed."""
+    like the bench's stop file: it saves ``last.pt`` and is recorded as interrupted with
+    ``stop_reason = "time limit"``; the bench submits it again, to resume."""
     from gantricks.bench.runs import StopFlag, run_one
 
     os.environ.update(task.env)
@@ -63,7 +63,7 @@ def execute(task: Task) -> dict[str, Any]:
     stop = StopFlag(Path(task.stop_file) if task.stop_file else None)
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGUSR2, lambda *_: stop.set())
+        previous = signal.signal(signal.SIGUSR2, lambda *_: stop.set(reason="time limit"))
     try:
         record = run_one(task.spec, task.combo, task.seed, stop, task.attempt)
     finally:
