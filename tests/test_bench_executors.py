@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 
 import pytest
 import torch
@@ -43,7 +44,7 @@ def _rows(path):
     return sorted(tuple(r[k] for k in (*SCORES, "loss_d", "loss_g")) for r in rows)
 
 
-def test_every_executor_gives_the_same_results_rows(spec, tmp_path):
+def test_worker_processes_give_the_same_results_rows_as_one_process(spec, tmp_path):
     spec.out = tmp_path / "inline"
     inline = run_bench(spec)
     assert [r["worker"]["pid"] for r in inline] == [os.getpid()] * 2
@@ -51,16 +52,33 @@ def test_every_executor_gives_the_same_results_rows(spec, tmp_path):
     local = run_bench(spec)
     assert len({r["worker"]["pid"] for r in local} | {os.getpid()}) == 3  # a process each
     assert [r["worker"]["threads"] for r in local] == [1, 1]
-    spec.out, spec.jobs, spec.executor = tmp_path / "slurm", 1, "slurm"
+    assert {r["status"] for r in inline + local} == {"ok"}
+    assert _rows(tmp_path / "inline") == _rows(tmp_path / "local")
+    assert len(_rows(tmp_path / "local")) == 2
+
+
+@pytest.mark.slow  # ~30 s: submitit starts a controller and a job process per run
+def test_slurm_jobs_through_submitit_give_the_same_results_rows(spec, tmp_path):
+    pytest.importorskip("submitit")
+    spec.out = tmp_path / "inline"
+    run_bench(spec)
+    spec.out, spec.executor = tmp_path / "slurm", "slurm"
     spec.slurm = SlurmOptions(cluster="local", gpus_per_run=0, cpus_per_run=1, time_min=10)
     slurm = run_bench(spec)
-    assert {r["status"] for r in inline + local + slurm} == {"ok"}
-    assert _rows(tmp_path / "inline") == _rows(tmp_path / "local") == _rows(tmp_path / "slurm")
-    assert len(_rows(tmp_path / "inline")) == 2
+    assert {r["status"] for r in slurm} == {"ok"}
+    assert all(r["worker"]["pid"] != os.getpid() for r in slurm)
+    assert _rows(tmp_path / "inline") == _rows(tmp_path / "slurm")
     # A second invocation, with another executor, picks up the finished runs.
-    spec.executor, spec.slurm = "local", None
+    spec.executor, spec.slurm, spec.jobs = "local", None, 2
     again = run_bench(spec)
     assert all(r.get("skipped") for r in again)
+
+
+def test_slurm_without_submitit_says_what_to_install(spec, monkeypatch):
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    spec.executor = "slurm"
+    with pytest.raises(GantricksError, match=r"pip install 'gantricks\[slurm\]'"):
+        run_bench(spec)
 
 
 def test_each_run_process_sees_only_the_gpu_it_was_given(spec):
