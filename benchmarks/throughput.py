@@ -28,12 +28,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gantricks.bench import TRICKS as ALL_TRICKS
 from gantricks.data import load_dataset, to_float
 from gantricks.models import build_models
 from gantricks.run import prepare
 
-TRICKS: dict[str, list[str]] = {t: [t] for t in ALL_TRICKS} | {"all five": list(ALL_TRICKS)}
+FIVE = [
+    "feature_matching",
+    "minibatch",
+    "historical_averaging",
+    "label_smooth",
+    "virtual_batchnorm",
+]
+TRICKS: dict[str, list[str]] = {t: [t] for t in FIVE} | {"all five": FIVE}
 OFF = ["no:progress", "no:tensorboard", "no:checkpoint", "no:samples", "no:eval"]
 
 

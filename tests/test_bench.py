@@ -10,7 +10,7 @@ import pytest
 
 from gantricks import GantricksError
 from gantricks.bench import (
-    TRICKS,
+    PAPER,
     BenchSpec,
     Combo,
     ablation_combos,
@@ -38,10 +38,19 @@ def spec(tmp_path, monkeypatch):
 def test_parse_combos_and_ablation():
     combos = parse_combos(" none ; minibatch,label_smooth; all ")
     assert [c.name for c in combos] == ["none", "minibatch,label_smooth", "all"]
-    assert combos[0].plugins == [] and combos[2].plugins == list(TRICKS)
-    ab = ablation_combos()
-    assert [c.name for c in ab][:2] == ["all", "all - feature_matching"]
-    assert len(ab) == 6 and all(len(c.plugins) == 4 for c in ab[1:])
+    # all: the paper's "Our methods" (Salimans et al. 2016, Table 3): no FM, no HA.
+    assert combos[0].plugins == [] and combos[2].plugins == list(PAPER)
+    assert set(PAPER) == {"minibatch", "labels", "label_smooth", "virtual_batchnorm"}
+    ab = {c.name: set(c.plugins) for c in ablation_combos()}
+    paper = set(PAPER)
+    assert ab == {
+        "Our methods": paper,
+        "-VBN+BN": paper - {"virtual_batchnorm"},
+        "-L+HA": paper - {"labels"} | {"historical_averaging"},
+        "-LS": paper - {"label_smooth"},
+        "-L": paper - {"labels"},
+        "-MBF": paper - {"minibatch"},
+    }
     with pytest.raises(GantricksError, match="names no combination"):
         parse_combos(" ; ")
 
@@ -55,7 +64,7 @@ def test_combo_file_with_options(tmp_path):
     )
     combos = load_combo_file(f)
     assert combos[0].options == {"minibatch": {"kernels": 50}}
-    assert combos[1].name == ",".join(TRICKS)
+    assert combos[1].name == ",".join(PAPER)
     f.write_text('[[combo]]\nname = "x"\nplugin = ["minibatch"]\n')
     with pytest.raises(GantricksError, match="keys must be name, plugins, options"):
         load_combo_file(f)
@@ -83,6 +92,14 @@ def test_tiny_bench_writes_every_report_with_correct_statistics(spec):
         assert row["runs"] == 2
     md = (out / "results.md").read_text()
     assert "gantricks bench (test)" in md and "torch" in md and "**" in md
+    assert "## Against the baseline, none" in md and "p (Holm)" in md
+    doc = json.loads((out / "results.json").read_text())  # strict JSON: no NaN
+    compared = [c for c in doc["comparisons"] if c["metric"] == "classifier_score"]
+    assert compared[0]["verdict"] == "baseline" and len(compared) == 2
+    assert "classifier_score_verdict" in rows[0]
+    assert sorted(p.name for p in (out / "tensorboard").iterdir()) == sorted(
+        r["run"].split("/")[-1] for r in records
+    )
     # Each run is a normal run folder, with the trick's loss terms in its log.
     run = out / "runs" / "label_smooth_historical_averaging-seed1"
     assert "loss_g/hist_avg" in (run / "metrics.jsonl").read_text()
@@ -142,3 +159,54 @@ def test_combos_sharing_a_name_or_folder_are_refused(spec, tmp_path):
     with pytest.raises(GantricksError, match="same run-folder name 'minibatch_label_smooth'"):
         run_bench(spec)
     assert not (spec.out / "runs").exists()
+
+
+def test_hparams_show_every_run_with_its_combination_options_seed_and_scores(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from gantricks.bench.hparams import write_hparams
+
+    combos = [Combo("none", []), Combo("mb5", ["minibatch"], {"minibatch": {"kernels": 5}})]
+    records = [
+        {"combo": "none", "seed": 0, "status": "ok", "metrics": {"fid": 30.0, "is": 2.5}},
+        {"combo": "mb5", "seed": 1, "status": "ok", "metrics": {"fid": 40.0}, "step": 9},
+        {"combo": "mb5", "seed": 0, "status": "failed", "error": "x"},
+    ]
+    meta = {"base": {"steps": 9, "batch_size": 64, "data_dir": "/data"}, "num_samples": 100}
+    write_hparams(tmp_path / "tb", records, combos, meta)
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["mb5-seed1", "none-seed0"]
+    acc = EventAccumulator(str(tmp_path / "tb" / "mb5-seed1"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
+    assert hp["combo"].string_value == "mb5" and hp["seed"].number_value == 1
+    assert (hp["minibatch"].number_value, hp["label_smooth"].number_value) == (1, 0)
+    assert hp["minibatch.kernels"].number_value == 5 and hp["steps"].number_value == 9
+    assert "data_dir" not in hp
+    exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    assert [m.name.tag for m in exp.experiment.metric_infos] == ["bench/fid", "bench/is"]
+    assert [(e.step, e.value) for e in acc.Scalars("bench/fid")] == [(9, 40.0)]
+
+
+def test_the_paper_table3_config_is_the_papers_rows_and_checks_before_training(tmp_path):
+    """Every row of benchmarks/configs/paper_table3.toml validates before anything trains,
+    in the authors' set-up; a missing dataset is then the only failure."""
+    from pathlib import Path
+
+    from gantricks.bench.spec import check_combos
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "paper_table3.toml"
+    combos = load_combo_file(path)
+    rows = {c.name: set(c.plugins) for c in combos}
+    assert rows == {c.name: set(c.plugins) for c in ablation_combos()}
+    for c in combos:
+        assert c.options["model"] == "improved-gan" and c.options["g_steps"] == 3
+        assert c.options["generator_loss"] == "minimax" and c.options["batch_size"] == 100
+        assert ("labels" in c.options) == ("labels" in c.plugins)
+    spec = BenchSpec(
+        combos=combos, seeds=1, base={"steps": 10, "dataset": "cifar10", "download": False},
+        metrics=["is"], out=tmp_path / "b", num_samples=10, command="test",
+    )  # fmt: skip
+    check_combos(spec)  # no error: every row's plugins and options are valid
