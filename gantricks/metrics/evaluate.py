@@ -344,10 +344,10 @@ def markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
 def folder_fingerprint(root: Path) -> str:
     """A short hash of an image folder's listing (paths, sizes, modification times): an
     image added, removed or replaced gives another reference-statistics file."""
-    from gantricks.data import _IMAGE_EXTS
+    from gantricks.datasets import IMAGE_EXTS
 
     h = hashlib.sha256()
-    for p in sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_EXTS):
+    for p in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
         st = p.stat()
         h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:12]
