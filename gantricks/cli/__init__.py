@@ -20,7 +20,9 @@ from typing import Any, NoReturn
 from gantricks import __version__
 from gantricks.cli import bench, evaluate, features, latent, plugins, sample, train
 from gantricks.cli.train import train_options, train_plugins
-from gantricks.errors import GantricksError, PluginError, TrainingStopped
+from gantricks.errors import GantricksError, PluginError, TrainingStopped, WriteError
+from gantricks.files import as_write_error
+from gantricks.startup import INTERRUPTED, signals_interrupt
 
 __all__ = ["build_parser", "main", "train_options", "train_plugins"]
 
@@ -65,6 +67,17 @@ def _show_traceback(args: argparse.Namespace, error: BaseException) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status. Ctrl-C or SIGTERM at any moment ends it
+    with 130 and no traceback (during start-up too: see :mod:`gantricks.startup`)."""
+    with signals_interrupt():
+        try:
+            return _run(argv)
+        except KeyboardInterrupt:
+            print("gantricks: stopped", file=sys.stderr)
+            return INTERRUPTED
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     library_format = warnings.formatwarning
     warnings.formatwarning = _format_warning  # the command line's, not the library's
@@ -86,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         _show_traceback(args, e)
         print(f"gantricks: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("gantricks: stopped", file=sys.stderr)
-        return 130
+    except OSError as e:  # a write outside gantricks' own helpers: still one sentence
+        error: WriteError | None = as_write_error(e)
+        if error is None:
+            raise
+        _show_traceback(args, e)
+        print(f"gantricks: error: {error}", file=sys.stderr)
+        return 2
     finally:
         warnings.formatwarning = library_format
 

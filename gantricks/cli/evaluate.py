@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from gantricks.cli.common import positive_int
+
 
 def add_command(sub: Any) -> None:
     p = sub.add_parser(
@@ -16,9 +18,9 @@ def add_command(sub: Any) -> None:
     )
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT")
     p.add_argument("--metrics", default="is", help="comma-separated: is, fid, kid, classifier")
-    p.add_argument("--num-samples", type=int, default=50_000)
-    p.add_argument("--splits", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--num-samples", type=positive_int, default=50_000)
+    p.add_argument("--splits", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=500)
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
     p.add_argument(
         "--inception-weights",
@@ -27,7 +29,7 @@ def add_command(sub: Any) -> None:
     )
     p.add_argument(
         "--reference-samples",
-        type=int,
+        type=positive_int,
         default=50_000,
         help="training images for the FID/KID reference statistics",
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from gantricks.cli.common import positive_int
 from gantricks.errors import GantricksError
 
 
@@ -28,7 +29,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--data-dir", help="dataset folder (default: the run's)")
     p.add_argument(
         "--labels-per-class",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="labelled training examples per class (default: every training image)",
@@ -83,10 +84,6 @@ def cmd_features(args: argparse.Namespace) -> int:
         )
     assert train.labels is not None and test.labels is not None
     if args.labels_per_class is not None:
-        if args.labels_per_class <= 0:
-            raise GantricksError(
-                f"--labels-per-class must be positive, got {args.labels_per_class}"
-            )
         idx = balanced_subset(train.labels, args.labels_per_class, NUM_CLASSES[dataset], args.seed)
     else:
         idx = torch.arange(len(train))
@@ -122,8 +119,10 @@ def cmd_features(args: argparse.Namespace) -> int:
             f"{result.test_accuracy:9.4f} {seconds:6.1f}s"
         )
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(
+        from gantricks.files import atomic_write_text
+
+        atomic_write_text(
+            Path(args.json),
             json.dumps(
                 {
                     "checkpoint": str(ckpt["path"]),
@@ -137,6 +136,6 @@ def cmd_features(args: argparse.Namespace) -> int:
                 },
                 indent=1,
             )
-            + "\n"
+            + "\n",
         )
     return 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gantricks.errors import GantricksError
+from gantricks.cli.common import positive_int
 
 
 def _common(p: argparse.ArgumentParser, out: str) -> None:
@@ -25,8 +25,8 @@ def add_command(sub: Any) -> None:
         "row of linear interpolation, then a row of spherical interpolation.",
     )
     _common(p, "interpolation.png")
-    p.add_argument("--pairs", type=int, default=4, help="pairs of end points (default 4)")
-    p.add_argument("--steps", type=int, default=10, help="images per row (default 10)")
+    p.add_argument("--pairs", type=positive_int, default=4, help="pairs of end points (default 4)")
+    p.add_argument("--steps", type=positive_int, default=10, help="images per row (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the end points")
     p.set_defaults(func=cmd_interpolate)
 
@@ -41,7 +41,7 @@ def add_command(sub: Any) -> None:
     )
     _common(p, "arithmetic.png")
     p.add_argument("--indices", required=True, metavar="TOML", help="groups and expression")
-    p.add_argument("--variations", type=int, default=8, help="result images (default 8)")
+    p.add_argument("--variations", type=positive_int, default=8, help="result images (default 8)")
     p.add_argument(
         "--noise", type=float, default=0.25, help="uniform noise added to the result z (±)"
     )
@@ -56,19 +56,16 @@ def add_command(sub: Any) -> None:
     )
     _common(p, "nearest.png")
     p.add_argument("--data-dir", help="dataset folder (default: the one the run used)")
-    p.add_argument("--n", type=int, default=8, help="generated samples (default 8)")
-    p.add_argument("--k", type=int, default=5, help="neighbours of each kind (default 5)")
+    p.add_argument("--n", type=positive_int, default=8, help="generated samples (default 8)")
+    p.add_argument("--k", type=positive_int, default=5, help="neighbours of each kind (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples")
     p.add_argument(
-        "--max-train", type=int, default=None, help="search only the first N training images"
+        "--max-train",
+        type=positive_int,
+        default=None,
+        help="search only the first N training images",
     )
     p.set_defaults(func=cmd_nearest)
-
-
-def _positive(**values: int) -> None:
-    for name, v in values.items():
-        if v <= 0:
-            raise GantricksError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
@@ -76,7 +73,6 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from gantricks.run import load_models
     from gantricks.sampling import save_grid
 
-    _positive(pairs=args.pairs, steps=args.steps)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     z = interpolation_z(config.nz, args.pairs, args.steps, args.seed, config.latent).to(device)
@@ -95,7 +91,6 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     from gantricks.run import load_models
     from gantricks.sampling import save_grid
 
-    _positive(variations=args.variations)
     request = Arithmetic.from_toml(args.indices)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
@@ -128,11 +123,11 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
 
 def cmd_nearest(args: argparse.Namespace) -> int:
     from gantricks.data import load_dataset
+    from gantricks.files import atomic_write_text
     from gantricks.latent import nearest_rows, render
     from gantricks.run import load_models
     from gantricks.sampling import fixed_noise, save_grid
 
-    _positive(n=args.n, k=args.k)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     data = load_dataset(
@@ -147,7 +142,8 @@ def cmd_nearest(args: argparse.Namespace) -> int:
     samples = render(models.sampling_generator, z, kind=config.latent)
     rows, pix, feat = nearest_rows(samples, train, models.discriminator, args.k)
     path = save_grid(rows, args.out, nrow=2 * args.k + 1)
-    path.with_suffix(".json").write_text(
+    atomic_write_text(
+        path.with_suffix(".json"),
         json.dumps(
             {
                 "checkpoint": str(ckpt["path"]),
@@ -158,7 +154,7 @@ def cmd_nearest(args: argparse.Namespace) -> int:
                 "feature_neighbours": feat.tolist(),
             },
             indent=1,
-        )
+        ),
     )
     print(
         f"wrote {args.n} samples, each with its {args.k} nearest of {len(train)} "
