@@ -90,16 +90,28 @@ def _remove(path: str | Path) -> None:
         Path(path).unlink(missing_ok=True)
 
 
-def as_write_error(error: BaseException, where: str = "") -> WriteError | None:
+def as_write_error(
+    error: BaseException, where: str = "", folder: str | Path | None = None
+) -> WriteError | None:
     """An OSError that only a write raises (no space, read-only file system, file too
     large), raised outside :func:`atomic_write` (a plugin's own file, TensorBoard's event
-    files), as a :class:`WriteError` whose cause names ``where``; ``None`` for anything else."""
+    files), as a :class:`WriteError` whose cause names ``where``; ``None`` for anything else.
+    An error without a file name (a write to an open file) is placed in ``folder``."""
     if isinstance(error, WriteError):
         return error
     if not isinstance(error, OSError) or error.errno not in _DISK_ERRNOS:
         return None
     cause = describe_os_error(error) + (f", in {where}" if where else "")
+    if error.filename is None and folder is not None:
+        return WriteError(folder, cause, action="write a file in", errno=error.errno)
     return WriteError(error.filename or "a file", cause, errno=error.errno)
+
+
+def is_write_error(error: BaseException) -> bool:
+    """Whether ``error`` is a failed write (:func:`as_write_error` would convert it)."""
+    return isinstance(error, WriteError) or (
+        isinstance(error, OSError) and error.errno in _DISK_ERRNOS
+    )
 
 
 def make_dirs(folder: str | Path) -> Path:

@@ -276,7 +276,7 @@ class Trainer:
     def _blame(self, error: Exception) -> Exception:
         culprit = None if isinstance(error, GantricksError) else self.plugins.blame(error)
         where = f"plugin {culprit[0]!r}, hook {culprit[1]}" if culprit else ""
-        error = files.as_write_error(error, where) or error  # a full disk, not a plugin bug
+        error = files.as_write_error(error, where, self.run_dir) or error  # not a plugin bug
         if isinstance(error, WriteError):  # the message ends with what the run kept
             return checkpoint.note_what_is_kept(error, self.run_dir)
         if isinstance(error, GantricksError) or culprit is None:

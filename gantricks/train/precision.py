@@ -77,9 +77,7 @@ def _measure(trainer: Any, batch: int) -> tuple[float, float]:
             step()
     times: dict[bool, list[float]] = {False: [], True: []}
     start = time.perf_counter()
-    while len(times[True]) < TIMED and (
-        not times[True] or time.perf_counter() - start < BUDGET_S
-    ):
+    while len(times[True]) < TIMED and (not times[True] or time.perf_counter() - start < BUDGET_S):
         for bf16, step in steps.items():
             t0 = time.perf_counter()
             step()
