@@ -49,17 +49,15 @@ def _quiet_exit(signum: int, frame: FrameType | None) -> None:
 
 def guard_start_up() -> bool:
     """In the command-line process, end quietly on SIGINT or SIGTERM until ``main()`` takes
-    the signals over; return whether the guard was installed. Handlers someone else set
-    are left alone."""
+    the signals over; return whether the guard was installed. A signal whose handler is not
+    Python's default (ignored by the parent, or set by someone else) is left alone."""
     if not is_command_line() or threading.current_thread() is not threading.main_thread():
         return False
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        return False
-    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-        return False
-    for s in _SIGNALS:
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    taken = [s for s in _SIGNALS if signal.getsignal(s) is defaults[s]]
+    for s in taken:
         signal.signal(s, _quiet_exit)
-    return True
+    return bool(taken)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -70,11 +68,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def signals_interrupt() -> Iterator[None]:
     """While inside, SIGINT and SIGTERM raise KeyboardInterrupt (``main()`` reports it and
     exits with 130; the training loop installs its own finish-the-step handler within);
-    the previous handlers are restored on exit. Outside the main thread: nothing."""
+    the previous handlers are restored on exit. A signal the process was started with
+    ignored (a background job of a script ignores SIGINT) stays ignored. Outside the main
+    thread: nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _raise_interrupt) for s in _SIGNALS}
+    taken = [s for s in _SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, _raise_interrupt) for s in taken}
     try:
         yield
     finally:

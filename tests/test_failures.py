@@ -22,15 +22,43 @@ from gantricks.sampling import save_grid
 
 from .conftest import QUIET
 
-SMALL = ["--device", "cpu", "--set", "ngf=8", "ndf=8", "nz=16", "batch_size=16"]
 QUIET_CLI = ",".join(QUIET)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """64 small grayscale images: a dataset that loads in a moment (``--dataset folder``),
+    where glyphs would render 60,000 in every process."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("images")
+    gen = torch.Generator().manual_seed(0)
+    for i in range(64):
+        pixels = torch.randint(0, 256, (28, 28), generator=gen, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy(), mode="L").save(folder / f"{i:02d}.png")
+    return folder
+
+
+@pytest.fixture
+def small(images) -> list[str]:
+    """Options of a small, fast CPU run on ``images``."""
+    return ["--dataset", "folder", "--data-dir", str(images), "--image-size", "28",
+            "--device", "cpu", "--set", "ngf=8", "ndf=8", "nz=16", "batch_size=16"]  # fmt: skip
 
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT and SIGTERM as a command typed in a terminal has them: a test run from a
+    script's background job would otherwise hand its children SIGINT ignored."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def _gantricks(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("preexec_fn", _as_in_a_terminal)
     return subprocess.run(
         [sys.executable, "-m", "gantricks", *args],
         cwd=cwd,
@@ -52,6 +80,7 @@ def _patched(patch: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         text=True,
         env=_env(),
         timeout=600,
+        preexec_fn=_as_in_a_terminal,
     )
 
 
@@ -71,12 +100,14 @@ def _clean_exit(proc: subprocess.CompletedProcess, status: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """Two small finished runs, copied by each test that changes one: ``plain`` (28 px,
-    last.pt at step 4) and ``minibatch32`` (32 px, with the minibatch plugin, step 2)."""
+def runs(tmp_path_factory, images) -> dict[str, Path]:
+    """Two small finished runs on ``images``, copied by each test that changes one:
+    ``plain`` (28 px, last.pt at step 4) and ``minibatch32`` (32 px, with the minibatch
+    plugin, step 2)."""
     root = tmp_path_factory.mktemp("runs")
     common = {"out_dir": str(root), "ngf": 8, "ndf": 8, "nz": 16, "batch_size": 16}
     common |= {"device": "cpu", "log_every": 2, "checkpoint": {"every": 2}}
+    common |= {"dataset": "folder", "data_dir": str(images), "image_size": 28}
     plain, _ = prepare({**common, "name": "plain", "steps": 4}, plugins=QUIET)
     plain.fit()
     mb, _ = prepare(
@@ -129,12 +160,12 @@ class DiskFull(Plugin):
 """
 
 
-def test_a_full_disk_during_a_checkpoint_write_stops_cleanly(tmp_path):
+def test_a_full_disk_during_a_checkpoint_write_stops_cleanly(tmp_path, small):
     """torch's zip writer reports a failed write as "RuntimeError: [enforce fail at
     inline_container.cc] unexpected pos"; the user reads the disk's own words instead."""
     (tmp_path / "diskfull.py").write_text(DISK_FULL_PLUGIN)
     run = _gantricks(
-        "train", *SMALL, "--steps", "10", "--log-every", "5", "--out-dir", "runs",
+        "train", *small, "--steps", "10", "--log-every", "5", "--out-dir", "runs",
         "--name", "a", "--plugins", f"{QUIET_CLI},./diskfull.py",
         "--set", "checkpoint.every=2", "diskfull.after=5", cwd=tmp_path,
     )  # fmt: skip
@@ -163,7 +194,7 @@ def test_a_real_write_failure_from_the_kernel(runs, tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
 
     proc = _gantricks("train", "--resume", str(run_dir), "--steps", "8", cwd=tmp_path,
-                      preexec_fn=limit)  # fmt: skip
+                      preexec_fn=lambda: (_as_in_a_terminal(), limit()))  # fmt: skip
     err = _clean_exit(proc, 2)
     assert f"could not write {run_dir / 'checkpoints' / 'last.pt'}: " in err
     assert "(EFBIG)" in err and "checkpoints/last.pt at step 4 is intact" in err
@@ -304,7 +335,7 @@ def _read_only(folder: Path, *args: str, cwd: Path) -> subprocess.CompletedProce
         del os.environ["GANTRICKS_TEST_READ_ONLY"]
 
 
-def test_a_read_only_run_folder(runs, tmp_path):
+def test_a_read_only_run_folder(runs, tmp_path, small):
     run_dir = _copy(runs["plain"], tmp_path)
     proc = _read_only(run_dir, "train", "--resume", str(run_dir), "--steps", "6", cwd=tmp_path)
     err = _clean_exit(proc, 2)
@@ -314,7 +345,7 @@ def test_a_read_only_run_folder(runs, tmp_path):
     # A new run under a read-only --out-dir makes nothing.
     out = tmp_path / "ro"
     out.mkdir()
-    proc = _read_only(out, "train", *SMALL, "--steps", "2", "--out-dir", str(out), "--name",
+    proc = _read_only(out, "train", *small, "--steps", "2", "--out-dir", str(out), "--name",
                       "new", cwd=tmp_path)  # fmt: skip
     err = _clean_exit(proc, 2)
     assert f"could not make the run folder {out / 'new'}: the file system is read-only" in err
@@ -358,6 +389,16 @@ def _signal_when(proc: subprocess.Popen, ready, signum: int, timeout: float = 30
     return False
 
 
+def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
+    """Its output once it has exited; killed (and the test failed) if it does not."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"still running {timeout:.0f} s after the signal: {err[-2000:]}")
+
+
 def _torch_loading(pid: int) -> bool:
     try:
         return "torch/lib/libtorch" in Path(f"/proc/{pid}/maps").read_text()
@@ -367,14 +408,15 @@ def _torch_loading(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc (Linux)")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_while_modules_import_ends_quietly(tmp_path, signum):
+def test_a_signal_while_modules_import_ends_quietly(tmp_path, small, signum):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gantricks", "train", *SMALL, "--steps", "1000", "--out-dir",
+        [sys.executable, "-m", "gantricks", "train", *small, "--steps", "1000", "--out-dir",
          "runs"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        preexec_fn=_as_in_a_terminal,
     )  # fmt: skip
     sent = _signal_when(proc, lambda: _torch_loading(proc.pid), signum)
-    _, err = proc.communicate(timeout=300)
+    _, err = _finish(proc)
     assert sent, err
     assert proc.returncode == 130, (proc.returncode, err)
     assert "Traceback" not in err and "gantricks: stopped" in err
@@ -382,16 +424,17 @@ def test_a_signal_while_modules_import_ends_quietly(tmp_path, signum):
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc (Linux)")
-def test_a_signal_while_the_run_is_set_up_ends_quietly(tmp_path):
+def test_a_signal_while_the_run_is_set_up_ends_quietly(tmp_path, small):
     """Once the run folder is claimed the rest of set-up (the trainer, config.json, the
     first steps) follows: Ctrl-C there, too, exits 130 without a traceback."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gantricks", "train", *SMALL, "--steps", "100000", "--out-dir",
+        [sys.executable, "-m", "gantricks", "train", *small, "--steps", "100000", "--out-dir",
          "runs", "--name", "r", "--plugins", QUIET_CLI],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        preexec_fn=_as_in_a_terminal,
     )  # fmt: skip
     sent = _signal_when(proc, (tmp_path / "runs" / "r" / "config.json").exists, signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
+    out, err = _finish(proc)
     assert sent, err
     assert proc.returncode == 130, (proc.returncode, err)
     assert "Traceback" not in err and "Traceback" not in out

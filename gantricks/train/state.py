@@ -135,10 +135,9 @@ def _plugins_that_change_the_model(t: Trainer, ckpt: dict[str, Any]) -> str | No
         )
     if added:
         parts.append(
-            f"{'this run' if missing else f'checkpoint {path!r} was trained without'} "
-            f"{'adds ' if missing else ''}plugin {', '.join(added)}, which changes the model"
-            f"{'' if missing else ', and this run adds it'}: take {','.join(added)} out of "
-            "--plugins (a trick that changes the model needs a new run)"
+            f"this run adds plugin {', '.join(added)}, which changes the model and was not in "
+            f"the run that saved checkpoint {path!r}: take {','.join(added)} out of --plugins "
+            "(a trick that changes the model needs a new run)"
         )
     return "; ".join(parts)
 
