@@ -80,8 +80,11 @@ class _Watched:
 
 def _kept(path: Path) -> str:
     """What a failed write of ``path`` leaves: the file as it was, or no file."""
-    if path.exists():
-        return f"the existing {path.name} is unchanged"
+    try:
+        if path.stat().st_size > 0:  # (an empty one is a placeholder: a new run's claim)
+            return f"the existing {path.name} is unchanged"
+    except OSError:
+        pass
     return "no partial file was left"
 
 

@@ -476,6 +476,6 @@ def test_non_positive_counts_are_refused(runs, tmp_path, args):
     args = [str(runs["plain"]) if a == "RUN" else a for a in args]
     proc = _gantricks(*args, "--out", str(tmp_path / "out"), cwd=tmp_path)
     err = _clean_exit(proc, 2)
-    assert f"argument {args[-2]}: must be a positive number, got {args[-1]}" in err
+    assert f"gantricks: error: {args[-2]} must be a positive number, got {args[-1]}" in err
     assert not (tmp_path / "out").exists()
     assert _step(runs["plain"]) == 4

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gantricks.config import RunConfig
+from gantricks.errors import GantricksError
 
 
 def add_set(p: argparse.ArgumentParser, help: str) -> None:
@@ -15,16 +16,14 @@ def add_set(p: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts (samples, images per row, splits, ...): a whole number
-    above zero, or a usage error naming the flag (exit status 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
-    return value
+def check_counts(args: argparse.Namespace, *names: str) -> None:
+    """Counts (samples, images per row, splits, ...) are whole numbers above zero: a usage
+    error (exit status 2) naming the flag otherwise, before anything is loaded."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            flag = "--" + name.replace("_", "-")
+            raise GantricksError(f"{flag} must be a positive number, got {value}")
 
 
 def default(field: str) -> Any:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gantricks.cli.common import positive_int
+from gantricks.cli.common import check_counts
 
 
 def add_command(sub: Any) -> None:
@@ -18,9 +18,9 @@ def add_command(sub: Any) -> None:
     )
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT")
     p.add_argument("--metrics", default="is", help="comma-separated: is, fid, kid, classifier")
-    p.add_argument("--num-samples", type=positive_int, default=50_000)
-    p.add_argument("--splits", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=500)
+    p.add_argument("--num-samples", type=int, default=50_000)
+    p.add_argument("--splits", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
     p.add_argument(
         "--inception-weights",
@@ -29,7 +29,7 @@ def add_command(sub: Any) -> None:
     )
     p.add_argument(
         "--reference-samples",
-        type=positive_int,
+        type=int,
         default=50_000,
         help="training images for the FID/KID reference statistics",
     )
@@ -44,6 +44,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from gantricks.metrics.evaluate import EvalSettings, Evaluator, markdown, scalars, write_outputs
     from gantricks.run import load_models, run_dir_of
 
+    check_counts(args, "num_samples", "splits", "batch_size", "reference_samples")
     settings = EvalSettings(
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         num_samples=args.num_samples,

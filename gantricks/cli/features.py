@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from gantricks.cli.common import positive_int
+from gantricks.cli.common import check_counts
 from gantricks.errors import GantricksError
 
 
@@ -29,7 +29,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--data-dir", help="dataset folder (default: the run's)")
     p.add_argument(
         "--labels-per-class",
-        type=positive_int,
+        type=int,
         default=None,
         metavar="N",
         help="labelled training examples per class (default: every training image)",
@@ -63,6 +63,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from gantricks.models import build_models
     from gantricks.run import load_models
 
+    check_counts(args, "labels_per_class")
     cs = _cs(args.cs)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     feature_blocks(models.discriminator)  # a clear error before any data is loaded

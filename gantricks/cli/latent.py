@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gantricks.cli.common import positive_int
+from gantricks.cli.common import check_counts
 
 
 def _common(p: argparse.ArgumentParser, out: str) -> None:
@@ -25,8 +25,8 @@ def add_command(sub: Any) -> None:
         "row of linear interpolation, then a row of spherical interpolation.",
     )
     _common(p, "interpolation.png")
-    p.add_argument("--pairs", type=positive_int, default=4, help="pairs of end points (default 4)")
-    p.add_argument("--steps", type=positive_int, default=10, help="images per row (default 10)")
+    p.add_argument("--pairs", type=int, default=4, help="pairs of end points (default 4)")
+    p.add_argument("--steps", type=int, default=10, help="images per row (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the end points")
     p.set_defaults(func=cmd_interpolate)
 
@@ -41,7 +41,7 @@ def add_command(sub: Any) -> None:
     )
     _common(p, "arithmetic.png")
     p.add_argument("--indices", required=True, metavar="TOML", help="groups and expression")
-    p.add_argument("--variations", type=positive_int, default=8, help="result images (default 8)")
+    p.add_argument("--variations", type=int, default=8, help="result images (default 8)")
     p.add_argument(
         "--noise", type=float, default=0.25, help="uniform noise added to the result z (±)"
     )
@@ -56,12 +56,12 @@ def add_command(sub: Any) -> None:
     )
     _common(p, "nearest.png")
     p.add_argument("--data-dir", help="dataset folder (default: the one the run used)")
-    p.add_argument("--n", type=positive_int, default=8, help="generated samples (default 8)")
-    p.add_argument("--k", type=positive_int, default=5, help="neighbours of each kind (default 5)")
+    p.add_argument("--n", type=int, default=8, help="generated samples (default 8)")
+    p.add_argument("--k", type=int, default=5, help="neighbours of each kind (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples")
     p.add_argument(
         "--max-train",
-        type=positive_int,
+        type=int,
         default=None,
         help="search only the first N training images",
     )
@@ -73,6 +73,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from gantricks.run import load_models
     from gantricks.sampling import save_grid
 
+    check_counts(args, "pairs", "steps")
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     z = interpolation_z(config.nz, args.pairs, args.steps, args.seed, config.latent).to(device)
@@ -91,6 +92,7 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     from gantricks.run import load_models
     from gantricks.sampling import save_grid
 
+    check_counts(args, "variations")
     request = Arithmetic.from_toml(args.indices)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
@@ -128,6 +130,7 @@ def cmd_nearest(args: argparse.Namespace) -> int:
     from gantricks.run import load_models
     from gantricks.sampling import fixed_noise, save_grid
 
+    check_counts(args, "n", "k", "max_train")
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     data = load_dataset(
