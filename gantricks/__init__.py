@@ -10,10 +10,12 @@ and the examples import nothing else from gantricks (tested)::
   the trainer (:class:`GeneratorLike`, :class:`DiscriminatorLike`, :class:`TrainerAPI`);
 - the run: :class:`RunConfig`, :class:`Trainer`, :class:`Models`, the DCGAN players;
 - errors: :class:`GantricksError` (a message for the user), :class:`PluginError`,
-  :class:`TrainingStopped`;
+  :class:`TrainingStopped`, :class:`WriteError` (a file that could not be written: path,
+  cause, what was kept);
 - tools plugins use: data (:func:`to_float`, :func:`load_dataset`, ...), sampling
-  (:func:`draw_latent`, :func:`batch_statistics`, :func:`save_grid`, ...), files
-  (:func:`atomic_write_text`, :func:`load_checkpoint`), evaluation (:class:`Evaluator`,
+  (:func:`draw_latent`, :func:`batch_statistics`, :func:`save_grid`, :func:`isolated_rng`,
+  ...), files (:func:`atomic_write`, :func:`atomic_write_text`, :func:`append_text`,
+  :func:`load_checkpoint`), evaluation (:class:`Evaluator`,
   :data:`METRICS`) and multi-process helpers (:func:`main_first`).
 """
 
@@ -21,14 +23,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from gantricks.checkpoint import atomic_write_text
+# First, before torch loads: Ctrl-C during the command line's start-up ends it quietly.
+from gantricks import startup  # noqa: F401
 from gantricks.checkpoint import load as load_checkpoint
 from gantricks.config import RunConfig
 from gantricks.config import to_json as config_json
 from gantricks.contract import DiscriminatorLike, GeneratorLike, StepBatch, TrainerAPI
 from gantricks.data import NUM_CLASSES, balanced_subset, load_dataset, to_float, to_uint8
 from gantricks.distributed import main_first
-from gantricks.errors import GantricksError, PluginError, TrainingStopped
+from gantricks.errors import GantricksError, PluginError, TrainingStopped, WriteError
+from gantricks.files import append_text, atomic_write, atomic_write_bytes, atomic_write_text
 from gantricks.markers import hookimpl, hookspec
 from gantricks.metrics.evaluate import (
     CLASSIFIER_DATASETS,
@@ -48,6 +52,7 @@ from gantricks.sampling import (
     draw_latent,
     has_batch_norm,
     image_grid,
+    isolated_rng,
     running_statistics_from,
     save_grid,
 )
@@ -73,7 +78,11 @@ __all__ = [
     "Trainer",
     "TrainerAPI",
     "TrainingStopped",
+    "WriteError",
     "__version__",
+    "append_text",
+    "atomic_write",
+    "atomic_write_bytes",
     "atomic_write_text",
     "balanced_subset",
     "batch_norm_from_first",
@@ -86,6 +95,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "image_grid",
+    "isolated_rng",
     "load_checkpoint",
     "load_dataset",
     "main_first",

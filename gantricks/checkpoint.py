@@ -3,56 +3,26 @@
 A checkpoint is a dict saved with ``torch.save``: format version, step, the resolved run
 config, both players' and optimisers' state, RNG states, the batch sampler's state and
 every plugin's state. It is written to a temporary file in the same folder, flushed to
-disk and renamed over the target, so a crash mid-write never leaves a truncated file and
-the previous checkpoint survives until the new one is complete.
+disk and renamed over the target (:func:`gantricks.files.atomic_write`), so a crash
+mid-write never leaves a truncated file and the previous checkpoint survives until the new
+one is complete; a write that fails (a full disk) is a :class:`~gantricks.errors.WriteError`.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
-from gantricks.errors import GantricksError
-
-# The process's umask, read once (reading it means setting it, which is not thread-safe).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+from gantricks.errors import GantricksError, WriteError
+from gantricks.files import atomic_write, atomic_write_text  # noqa: F401 (re-exported)
 
 FORMAT = "gantricks-checkpoint"
 VERSION = 1
 LAST = "last.pt"
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write ``path`` via temp file + fsync + rename: a reader (or a crash) sees the old or
-    the new file, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """:func:`atomic_write` for a text file (UTF-8)."""
-    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -63,6 +33,37 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
     """Write a checkpoint ``payload`` (format header added) atomically; return the path."""
     return atomic_torch_save({"format": FORMAT, "version": VERSION, **payload}, path)
+
+
+def what_is_kept(run_dir: str | Path) -> str:
+    """What a run stopped by an error keeps, read back from disk: ``checkpoints/last.pt at
+    step 1,200 is intact; continue with `gantricks train --resume RUN` ...``."""
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / LAST
+    if not last.is_file():
+        return "no checkpoint of this run had been saved"
+    try:
+        step = load(last)["step"]
+    except GantricksError as e:
+        return f"{last} is there but unreadable ({e})"
+    return (
+        f"checkpoints/{LAST} at step {step:,} is intact; once the cause is fixed, continue with "
+        f"`gantricks train --resume {run_dir}`"
+    )
+
+
+def note_what_is_kept(error: WriteError, run_dir: str | Path) -> WriteError:
+    """Make ``error`` end with what the run keeps (:func:`what_is_kept`), read back when the
+    message is first shown: after the run has stopped and the checkpoint plugin has had its
+    last say."""
+    before = error.kept_text()
+
+    def kept() -> str:
+        run = what_is_kept(run_dir)
+        return run if error.path.name == LAST or not before else f"{before}; {run}"
+
+    error.kept = kept
+    return error
 
 
 def resolve(path_or_run: str | Path) -> Path:

@@ -64,6 +64,9 @@ class RunConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = Field(50, gt=0, description="steps between host-side logging")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast forwards")
+    bf16_probe: bool = Field(
+        True, description="CPU with bf16: time a step in both precisions first, warn if slower"
+    )
     channels_last: bool = Field(True, description="NHWC memory layout (measured faster)")
     compile: bool = Field(False, description="torch.compile G and D (falls back if it fails)")
     cuda_graph: bool = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ from torchvision.utils import make_grid
 
 from gantricks.data import to_uint8
 from gantricks.distributed import local_statistics
+from gantricks.errors import GantricksError
+from gantricks.files import atomic_write_bytes
 
 
 def draw_latent(
@@ -145,15 +148,34 @@ def running_statistics_from(module: nn.Module, batches: Iterable[torch.Tensor]) 
             m.train(training)
 
 
+@contextmanager
+def isolated_rng(device: torch.device | str | None = None) -> Iterator[None]:
+    """Leave torch's global random streams as they were found: the CPU's, and the CUDA
+    device's when ``device`` is one (only that device's, so no other GPU is initialised).
+
+    Evaluation and sample grids run between training steps; whatever they draw (dropout or
+    noise layers in a generator, a network's random initialisation before its weights
+    load) must not shift training's stream, or a run with evaluations in between, stopped
+    and resumed, would no longer equal the same run made in one go.
+    """
+    devices: list[int] = []
+    dev = torch.device(device) if device is not None else None
+    if dev is not None and dev.type == "cuda" and torch.cuda.is_available():
+        devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
 @torch.no_grad()
 def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Images for ``z`` in [-1, 1], without changing the generator.
+    """Images for ``z`` in [-1, 1], without changing the generator or the global RNG.
 
     DCGAN samples are drawn with batch statistics, as during training (the generator stays
-    in train mode); its running-stat buffers are restored afterwards, so sampling never
-    changes a checkpoint or a resumed run.
+    in train mode); its running-stat buffers are restored afterwards, and torch's global
+    random state too (:func:`isolated_rng`), so sampling never changes a checkpoint or a
+    resumed run.
     """
-    with batch_statistics(generator):
+    with isolated_rng(z.device), batch_statistics(generator):
         return torch.cat([generator(chunk) for chunk in z.split(batch_size)])
 
 
@@ -165,9 +187,19 @@ def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Save float images in [-1, 1] as one PNG grid."""
+    """Save float images in [-1, 1] as one image grid (PNG, or the format the file name's
+    extension names), atomically: a failed write leaves no partial file
+    (:func:`gantricks.files.atomic_write`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if nrow is not None and nrow <= 0:
+        raise GantricksError(f"images per row must be a positive number, got {nrow}")
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise GantricksError(
+            f"cannot tell an image format from the file name {str(path)!r}; end it in .png "
+            "(or another image extension: .jpg, .webp, ...)"
+        )
     grid = image_grid(images, nrow)
-    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path)
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(buffer, format=fmt)
+    return atomic_write_bytes(path, buffer.getvalue())

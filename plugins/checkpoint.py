@@ -6,7 +6,15 @@ import warnings
 
 from pydantic import Field
 
-from gantricks import GantricksError, Plugin, PluginConfig, Trainer, hookimpl, load_checkpoint
+from gantricks import (
+    GantricksError,
+    Plugin,
+    PluginConfig,
+    Trainer,
+    WriteError,
+    hookimpl,
+    load_checkpoint,
+)
 
 
 class Config(PluginConfig):
@@ -20,9 +28,16 @@ class Checkpoint(Plugin):
     Config = Config
     main_process_only = True
     saved_step = -1
+    #: A save of this plugin's failed (a full disk, a read-only folder): that error stops
+    #: the run and says what is intact, so no second attempt is made after it.
+    write_failed = False
 
     def _save(self, trainer: Trainer, name: str, require_finite: bool = True) -> None:
-        trainer.save_checkpoint(trainer.run_dir / "checkpoints" / name, require_finite)
+        try:
+            trainer.save_checkpoint(trainer.run_dir / "checkpoints" / name, require_finite)
+        except WriteError:
+            self.write_failed = True
+            raise
 
     @hookimpl
     def gantricks_train_start(self, trainer: Trainer) -> None:
@@ -80,6 +95,8 @@ class Checkpoint(Plugin):
         does, when the weights are sound; never replace a good last.pt with bad weights."""
         if trainer.step == 0 or (self.saved_step == trainer.step and trainer.step_complete):
             return  # nothing new since the last save
+        if self.write_failed:
+            return  # the error is this plugin's own failed save, which says what is intact
         last = trainer.run_dir / "checkpoints" / "last.pt"
         try:
             if not trainer.parameters_finite():
@@ -91,9 +108,9 @@ class Checkpoint(Plugin):
                 return
             self._save(trainer, "last.pt", require_finite=False)
         except Exception as e:  # the failure may be the disk's: report, keep the first error
+            cause = e.cause if isinstance(e, WriteError) else f"{type(e).__name__}: {e}"
             print(
-                f"could not save {last} after the error ({type(e).__name__}: {e}); "
-                f"{self._last_good(trainer)}",
+                f"could not save {last} after the error: {cause}; {self._last_good(trainer)}",
                 flush=True,
             )
             return

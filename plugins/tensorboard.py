@@ -55,5 +55,9 @@ class TensorBoard(Plugin):
             self.config.images_every, trainer.step
         ):
             self._images(trainer, trainer.step)
-        self.writer.close()
-        self.writer = None
+        writer, self.writer = self.writer, None
+        try:
+            writer.close()
+        except OSError:  # its event file failed (a full disk): after an error, said already
+            if reason in ("completed", "interrupted"):
+                raise

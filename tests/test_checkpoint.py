@@ -227,8 +227,10 @@ def test_interrupt_finishes_step_and_saves(tiny, signum):
 def test_atomic_write_gives_the_usual_file_mode(tmp_path, monkeypatch):
     import stat
 
+    from gantricks import files
+
     for umask, mode in ((0o022, 0o644), (0o077, 0o600)):
-        monkeypatch.setattr(checkpoint, "_UMASK", umask)
+        monkeypatch.setattr(files, "_UMASK", umask)
         path = checkpoint.atomic_write_text(tmp_path / f"result-{mode:o}.json", "{}")
         assert stat.S_IMODE(path.stat().st_mode) == mode  # as open() would, not always 0600
         assert path.read_text() == "{}"

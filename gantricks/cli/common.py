@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gantricks.config import RunConfig
+from gantricks.errors import GantricksError
 
 
 def add_set(p: argparse.ArgumentParser, help: str) -> None:
@@ -13,6 +14,16 @@ def add_set(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", dest="sets", help=help
     )
+
+
+def check_counts(args: argparse.Namespace, *names: str) -> None:
+    """Counts (samples, images per row, splits, ...) are whole numbers above zero: a usage
+    error (exit status 2) naming the flag otherwise, before anything is loaded."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            flag = "--" + name.replace("_", "-")
+            raise GantricksError(f"{flag} must be a positive number, got {value}")
 
 
 def default(field: str) -> Any:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from gantricks.cli.common import check_counts
+
 
 def add_command(sub: Any) -> None:
     p = sub.add_parser(
@@ -42,6 +44,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from gantricks.metrics.evaluate import EvalSettings, Evaluator, markdown, scalars, write_outputs
     from gantricks.run import load_models, run_dir_of
 
+    check_counts(args, "num_samples", "splits", "batch_size", "reference_samples")
     settings = EvalSettings(
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         num_samples=args.num_samples,

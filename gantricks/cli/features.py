@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from gantricks.cli.common import check_counts
 from gantricks.errors import GantricksError
 
 
@@ -62,6 +63,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from gantricks.models import build_models
     from gantricks.run import load_models
 
+    check_counts(args, "labels_per_class")
     cs = _cs(args.cs)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     feature_blocks(models.discriminator)  # a clear error before any data is loaded
@@ -83,10 +85,6 @@ def cmd_features(args: argparse.Namespace) -> int:
         )
     assert train.labels is not None and test.labels is not None
     if args.labels_per_class is not None:
-        if args.labels_per_class <= 0:
-            raise GantricksError(
-                f"--labels-per-class must be positive, got {args.labels_per_class}"
-            )
         idx = balanced_subset(train.labels, args.labels_per_class, NUM_CLASSES[dataset], args.seed)
     else:
         idx = torch.arange(len(train))
@@ -122,8 +120,10 @@ def cmd_features(args: argparse.Namespace) -> int:
             f"{result.test_accuracy:9.4f} {seconds:6.1f}s"
         )
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(
+        from gantricks.files import atomic_write_text
+
+        atomic_write_text(
+            Path(args.json),
             json.dumps(
                 {
                     "checkpoint": str(ckpt["path"]),
@@ -137,6 +137,6 @@ def cmd_features(args: argparse.Namespace) -> int:
                 },
                 indent=1,
             )
-            + "\n"
+            + "\n",
         )
     return 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gantricks.errors import GantricksError
+from gantricks.cli.common import check_counts
 
 
 def _common(p: argparse.ArgumentParser, out: str) -> None:
@@ -60,15 +60,12 @@ def add_command(sub: Any) -> None:
     p.add_argument("--k", type=int, default=5, help="neighbours of each kind (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples")
     p.add_argument(
-        "--max-train", type=int, default=None, help="search only the first N training images"
+        "--max-train",
+        type=int,
+        default=None,
+        help="search only the first N training images",
     )
     p.set_defaults(func=cmd_nearest)
-
-
-def _positive(**values: int) -> None:
-    for name, v in values.items():
-        if v <= 0:
-            raise GantricksError(f"--{name.replace('_', '-')} must be a positive number, got {v}")
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
@@ -76,7 +73,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from gantricks.run import load_models
     from gantricks.sampling import save_grid
 
-    _positive(pairs=args.pairs, steps=args.steps)
+    check_counts(args, "pairs", "steps")
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     z = interpolation_z(config.nz, args.pairs, args.steps, args.seed, config.latent).to(device)
@@ -95,7 +92,7 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
     from gantricks.run import load_models
     from gantricks.sampling import save_grid
 
-    _positive(variations=args.variations)
+    check_counts(args, "variations")
     request = Arithmetic.from_toml(args.indices)
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
@@ -128,11 +125,12 @@ def cmd_arithmetic(args: argparse.Namespace) -> int:
 
 def cmd_nearest(args: argparse.Namespace) -> int:
     from gantricks.data import load_dataset
+    from gantricks.files import atomic_write_text
     from gantricks.latent import nearest_rows, render
     from gantricks.run import load_models
     from gantricks.sampling import fixed_noise, save_grid
 
-    _positive(n=args.n, k=args.k)
+    check_counts(args, "n", "k", "max_train")
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     data = load_dataset(
@@ -147,7 +145,8 @@ def cmd_nearest(args: argparse.Namespace) -> int:
     samples = render(models.sampling_generator, z, kind=config.latent)
     rows, pix, feat = nearest_rows(samples, train, models.discriminator, args.k)
     path = save_grid(rows, args.out, nrow=2 * args.k + 1)
-    path.with_suffix(".json").write_text(
+    atomic_write_text(
+        path.with_suffix(".json"),
         json.dumps(
             {
                 "checkpoint": str(ckpt["path"]),
@@ -158,7 +157,7 @@ def cmd_nearest(args: argparse.Namespace) -> int:
                 "feature_neighbours": feat.tolist(),
             },
             indent=1,
-        )
+        ),
     )
     print(
         f"wrote {args.n} samples, each with its {args.k} nearest of {len(train)} "

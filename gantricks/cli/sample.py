@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gantricks.errors import GantricksError
+from gantricks.cli.common import check_counts
 
 
 def add_command(sub: Any) -> None:
@@ -23,8 +23,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from gantricks.run import load_models
     from gantricks.sampling import fixed_noise, generate, save_grid
 
-    if args.n <= 0:
-        raise GantricksError(f"--n must be a positive number of samples, got {args.n}")
+    check_counts(args, "n", "nrow")
     models, config, ckpt = load_models(args.checkpoint, args.device)
     device = next(models.generator.parameters()).device
     z = fixed_noise(args.n, config.nz, args.seed, device, config.latent)

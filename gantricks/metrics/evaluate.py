@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 from gantricks.checkpoint import atomic_torch_save
 from gantricks.data import to_uint8
 from gantricks.errors import GantricksError
+from gantricks.files import atomic_write_text, make_dirs
 from gantricks.metrics import registry, scores
-from gantricks.sampling import draw_latent, generate
+from gantricks.sampling import draw_latent, generate, isolated_rng
 
 METRICS = tuple(registry.METRICS)
 INCEPTION_METRICS = {n for n, m in registry.METRICS.items() if m.network == "inception"}
@@ -96,7 +97,9 @@ class Evaluator:
     """Holds the networks and reference statistics for one dataset; scores generators.
 
     Make one per run and call :meth:`evaluate` as often as needed (the ``eval`` plugin does
-    this during training).
+    this during training). Neither touches torch's global random state (the networks'
+    random initialisation before their weights load, any randomness in the generator):
+    training between evaluations draws what it would have drawn without them.
     """
 
     def __init__(
@@ -119,22 +122,23 @@ class Evaluator:
         self.classifier: nn.Module | None = None
         self.classifier_info: dict[str, Any] = {}
         wanted = set(settings.metrics)
-        if "classifier" in wanted:
-            if dataset not in CLASSIFIER_DATASETS:
-                raise GantricksError(
-                    f"the classifier metric exists for {', '.join(CLASSIFIER_DATASETS)}; this "
-                    f"model was trained on {dataset!r}: use is, fid or kid"
+        with isolated_rng(self.device):  # the networks are made randomly, then loaded
+            if "classifier" in wanted:
+                if dataset not in CLASSIFIER_DATASETS:
+                    raise GantricksError(
+                        f"the classifier metric exists for {', '.join(CLASSIFIER_DATASETS)}; this "
+                        f"model was trained on {dataset!r}: use is, fid or kid"
+                    )
+                from gantricks.metrics.classifier import load_classifier
+
+                base = "mnist" if dataset == "stacked-mnist" else dataset
+                self.classifier, self.classifier_info = load_classifier(
+                    base, self.data_dir, device=self.device, download=download
                 )
-            from gantricks.metrics.classifier import load_classifier
+            if wanted & INCEPTION_METRICS:
+                from gantricks.metrics.inception import Inception
 
-            base = "mnist" if dataset == "stacked-mnist" else dataset
-            self.classifier, self.classifier_info = load_classifier(
-                base, self.data_dir, device=self.device, download=download
-            )
-        if wanted & INCEPTION_METRICS:
-            from gantricks.metrics.inception import Inception
-
-            self.inception = Inception(settings.inception_weights, self.device)
+                self.inception = Inception(settings.inception_weights, self.device)
         self.reference: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ reference statistics
@@ -221,7 +225,14 @@ class Evaluator:
         In a multi-process run every rank calls this with its ``rank``: each samples and
         runs the networks on its share of the batches, rank 0 gathers the outputs and
         computes the scores (the same as one process would), the others return ``None``.
+        torch's global random state is left as it was found.
         """
+        with isolated_rng(self.device):
+            return self._evaluate(generator, nz, rank, world_size, latent)
+
+    def _evaluate(
+        self, generator: nn.Module, nz: int, rank: int, world_size: int, latent: str
+    ) -> dict[str, Any] | None:
         s = self.settings
         if rank == 0 and ("fid" in s.metrics or "kid" in s.metrics):
             # Computed once, before the clock starts: not the samples' time.
@@ -373,9 +384,8 @@ def _stats_path(data_dir: Path, key: str) -> Path:
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path, stem: str = "eval") -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    js = out_dir / f"{stem}.json"
-    md = out_dir / f"{stem}.md"
-    js.write_text(json.dumps(result, indent=2) + "\n")
-    md.write_text(markdown(result))
+    """``STEM.json`` and ``STEM.md`` in ``out_dir``, each written atomically."""
+    make_dirs(out_dir)
+    js = atomic_write_text(out_dir / f"{stem}.json", json.dumps(result, indent=2) + "\n")
+    md = atomic_write_text(out_dir / f"{stem}.md", markdown(result))
     return js, md

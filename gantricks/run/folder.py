@@ -3,10 +3,12 @@ before its first step, found again from a checkpoint's path."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 from gantricks.config import RunConfig
+from gantricks.errors import WriteError
 
 
 def run_dir_of(ckpt_path: str | Path) -> Path:
@@ -33,6 +35,8 @@ def claim_new_run_dir(config: RunConfig) -> tuple[Path, bool]:
             made = True
         except FileExistsError:
             made = False
+        except OSError as e:  # read-only, no permission, no space: say so, not a traceback
+            raise WriteError(path, e, "nothing was written", action="make the run folder") from e
         try:
             if made or not any(path.iterdir()):
                 (path / "config.json").open("x").close()
@@ -41,6 +45,10 @@ def claim_new_run_dir(config: RunConfig) -> tuple[Path, bool]:
             pass
         except FileNotFoundError:  # a refused run gave the folder back just now: try again
             continue
+        except OSError as e:
+            if made:
+                _remove_empty(path)
+            raise WriteError(path / "config.json", e, "nothing was written") from e
         path, k = base.with_name(f"{base.name}-{k}"), k + 1
 
 
@@ -62,3 +70,8 @@ def release_unused_run_dir(run_dir: Path, remove_folder: bool) -> bool:
     except OSError:  # gone already, or another file appeared meanwhile: keep what is left
         return False
     return True
+
+
+def _remove_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty after all, or not removable: leave it
+        folder.rmdir()

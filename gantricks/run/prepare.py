@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from gantricks import distributed
+from gantricks import distributed, files
 from gantricks.config import RunConfig, merge, validate_core
 from gantricks.data import NATIVE_SIZE, load_dataset
 from gantricks.device import resolve_device
@@ -25,6 +25,7 @@ from gantricks.run.options import run_plugins, split_options
 from gantricks.train.data_init import NAME as DATA_INIT
 from gantricks.train.data_init import DataDependentInit
 from gantricks.train.loop import Trainer
+from gantricks.train.precision import check_bf16
 from gantricks.train.state import load_models_state
 
 
@@ -95,6 +96,8 @@ def prepare(
     if ckpt is not None:
         resumed.check_images(ckpt, data, config)
         run_dir: Path | None = resumed.run_dir(ckpt, warn=rank.is_main)
+        if rank.is_main:
+            resumed.remove_stale_temps(run_dir)
     else:
         run_dir, made = folder.claim_new_run_dir(config) if rank.is_main else (None, False)
         if rank.enabled:
@@ -102,12 +105,14 @@ def prepare(
     assert run_dir is not None
     config.name = run_dir.name
     if rank.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        files.make_dirs(run_dir)
     new = rank.is_main and ckpt is None
     try:
         trainer = Trainer(config, pm, data, run_dir)
         if new:
             trainer.write_config()  # a resumed run's, once its checkpoint has loaded (fit)
+        if rank.is_main:
+            check_bf16(trainer)  # CPU and bf16 only: warns when bf16 is the slower here
     except BaseException as e:  # refused while building (configure, a plugin's models)
         if new:
             folder.release_unused_run_dir(run_dir, remove_folder=made)

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from gantricks import checkpoint
+from gantricks import checkpoint, files
 from gantricks.config import RunConfig
 from gantricks.data import ImageData
 from gantricks.errors import GantricksError
@@ -45,15 +45,17 @@ def check_images(ckpt: dict[str, Any], data: ImageData, config: RunConfig) -> No
     if saved == (data.image_size, data.channels):
         return
     size, channels = saved
-    fix = (
-        f"resume with --image-size {size} (or leave --image-size out)"
-        if channels == data.channels
-        else "resume with the dataset the run was trained on"
-    )
+    if channels == data.channels:  # only the size was changed, by --image-size
+        raise GantricksError(
+            f"--image-size {config.image_size} does not fit checkpoint {ckpt['path']!r}, which "
+            f"was trained on {channels}-channel {size}px images: resume with --image-size {size}, "
+            "or leave --image-size (and image_size in --set or --config) out; a resumed run "
+            "keeps its image size"
+        )
     raise GantricksError(
         f"checkpoint {ckpt['path']!r} was trained on {channels}-channel {size}px images; "
         f"this run's data is {data.channels}-channel {data.image_size}px ({config.dataset}, "
-        f"image_size={config.image_size}): {fix}"
+        f"--image-size {config.image_size}): resume with the dataset the run was trained on"
     )
 
 
@@ -71,3 +73,24 @@ def run_dir(ckpt: dict[str, Any], warn: bool) -> Path:
             stacklevel=3,
         )
     return folder
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Remove the temporary files a run killed mid-write (``kill -9`` during a checkpoint
+    or sample write) left in its folder, and say so; those a still-running process is
+    writing are left, and named."""
+    where = [folder, *(folder / sub for sub in ("checkpoints", "samples", "eval"))]
+    removed, kept = files.remove_stale_temps(where)
+    names = ", ".join(str(p.relative_to(folder)) for p in removed)
+    if removed:
+        warnings.warn(
+            f"removed {len(removed)} temporary file(s) that a run killed while writing left "
+            f"in {folder}: {names}",
+            stacklevel=3,
+        )
+    if kept:
+        warnings.warn(
+            f"left {len(kept)} temporary file(s) in {folder} that another process still "
+            f"running may be writing: {', '.join(str(p.relative_to(folder)) for p in kept)}",
+            stacklevel=3,
+        )

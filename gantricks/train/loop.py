@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from gantricks import checkpoint, distributed
+from gantricks import checkpoint, distributed, files
 from gantricks.config import RunConfig, to_json
 from gantricks.data import BatchSampler, ImageData
 from gantricks.device import resolve_device
-from gantricks.errors import GantricksError, PluginError, TrainingStopped
+from gantricks.errors import GantricksError, PluginError, TrainingStopped, WriteError
 from gantricks.models import Models, build_models
 from gantricks.plugin_manager import PluginManager
 from gantricks.sampling import draw_latent, fixed_noise, generate
@@ -188,7 +188,7 @@ class Trainer:
                 "was given back; prepare a new run (gantricks.run.prepare) to train again"
             )
         if self.dist.is_main:  # only rank 0 writes there (a slower rank must not remake it)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            files.make_dirs(self.run_dir)
         if resume is not None:
             self.load_core_state(resume)
             if self.dist.is_main:
@@ -288,10 +288,12 @@ class Trainer:
             self._folder_released = self.release_folder()
 
     def _blame(self, error: Exception) -> Exception:
-        if isinstance(error, GantricksError):
-            return error
-        culprit = self.plugins.blame(error)
-        if culprit is None:
+        culprit = None if isinstance(error, GantricksError) else self.plugins.blame(error)
+        where = f"plugin {culprit[0]!r}, hook {culprit[1]}" if culprit else ""
+        error = files.as_write_error(error, where, self.run_dir) or error  # not a plugin bug
+        if isinstance(error, WriteError):  # the message ends with what the run kept
+            return checkpoint.note_what_is_kept(error, self.run_dir)
+        if isinstance(error, GantricksError) or culprit is None:
             return error
         return PluginError(culprit[0], culprit[1], error)
 

@@ -7,15 +7,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from gantricks import checkpoint
+from gantricks import checkpoint, files
 
 NAME = "metrics.jsonl"
 
 
 def append(run_dir: Path, row: dict[str, Any]) -> None:
-    """Add one logged step."""
-    with (run_dir / NAME).open("a") as f:
-        f.write(json.dumps(row) + "\n")
+    """Add one logged step; a failed write leaves no partial line."""
+    files.append_text(run_dir / NAME, json.dumps(row) + "\n")
 
 
 def trim(run_dir: Path, step: int) -> None:

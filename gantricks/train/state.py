@@ -3,7 +3,9 @@
 Both players (and ``models.extra``), both optimisers, the step, every random stream (the
 latent noise, torch's global generators, the data order), the configuration and every
 plugin's state. On a CPU, N steps plus N resumed steps give the weights of 2N steps in one
-go, bit for bit.
+go, bit for bit. torch's global generators are restored last, after every plugin's
+``gantricks_train_start`` and state: whatever set-up draws (a network made randomly before
+its weights load) does not shift the stream training continues with.
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ def load_models_state(models: Any, ckpt: dict[str, Any]) -> None:
 def load_core_state(t: Trainer, ckpt: dict[str, Any]) -> None:
     """Restore models, optimisers, data order, RNGs and step from a checkpoint."""
     path = ckpt.get("path", "checkpoint")
-    load_models_state(t.models, ckpt)
+    try:
+        load_models_state(t.models, ckpt)
+    except GantricksError as e:
+        raise GantricksError(_plugins_that_change_the_model(t, ckpt) or str(e)) from None
     try:
         t.opt_g.load_state_dict(ckpt["opt_g"])
         t.opt_d.load_state_dict(ckpt["opt_d"])
@@ -91,9 +96,50 @@ def load_core_state(t: Trainer, ckpt: dict[str, Any]) -> None:
         t.gen_sampler.load_state_dict(ckpt["gen_sampler"], "the generator's real batches")
     t.step = int(ckpt["step"])
     _restore_noise(t, ckpt["noise"], path)
+    restore_global_rng(ckpt)
+
+
+def restore_global_rng(ckpt: dict[str, Any]) -> None:
+    """torch's global CPU (and CUDA) generators as the checkpoint saved them."""
     torch.set_rng_state(ckpt["torch_rng"])
     if ckpt["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+
+
+def _plugins_that_change_the_model(t: Trainer, ckpt: dict[str, Any]) -> str | None:
+    """When the players do not load: the plugins that change the model (they implement
+    ``gantricks_build_models``) that the checkpoint's run had and this one lacks, or the
+    other way round, named with the fix; ``None`` when the plugins are not the reason."""
+    from gantricks.plugin_specs import load_plugin
+
+    def changes_model(spec: str) -> bool:
+        try:
+            loaded = load_plugin(spec)
+        except GantricksError:
+            return True  # cannot tell: name it
+        return hasattr(loaded.factory or loaded.module, "gantricks_build_models")
+
+    saved = [str(p) for p in ckpt.get("config", {}).get("plugins", [])]
+    missing = [p for p in saved if p not in t.config.plugins and changes_model(p)]
+    added = [p for p in t.config.plugins if p not in saved and changes_model(p)]
+    if not (missing or added):
+        return None
+    path = ckpt.get("path", "checkpoint")
+    parts = []
+    if missing:
+        parts.append(
+            f"checkpoint {path!r} was trained with plugin {', '.join(missing)}, which changes "
+            f"the model, and this run's plugins ({', '.join(t.config.plugins)}) leave it out: "
+            f"add {','.join(missing)} to --plugins, or leave --plugins out to keep the "
+            f"checkpoint's list ({','.join(saved)})"
+        )
+    if added:
+        parts.append(
+            f"this run adds plugin {', '.join(added)}, which changes the model and was not in "
+            f"the run that saved checkpoint {path!r}: take {','.join(added)} out of --plugins "
+            "(a trick that changes the model needs a new run)"
+        )
+    return "; ".join(parts)
 
 
 def _restore_noise(t: Trainer, state: torch.Tensor, path: str) -> None:
@@ -140,3 +186,4 @@ def load_plugin_state(t: Trainer, ckpt: dict[str, Any]) -> None:
     for name, state in saved.items():
         if name in enabled:
             t.plugins.call_one(name, "gantricks_load_state_dict", trainer=t, state=state)
+    restore_global_rng(ckpt)  # again: set-up since load_core_state may have drawn
