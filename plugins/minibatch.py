@@ -122,9 +122,32 @@ class MinibatchFeatures(nn.Module):
         self.initialising = False
 
 
+#: (B, C) when unset: the paper's on the authors' models; on dcgan's flat features the
+#: size that trained best in the measured grid (benchmarks/RESULTS.md, "Defaults from a
+#: measured grid": 100 x 5 collapsed G to 1 class at both seeds, 5 x 3 covered 10 classes
+#: and scored best).
+PAPER_SIZE = (100, 5)
+DCGAN_SIZE = (5, 3)
+
+
+def default_size(model: str) -> tuple[int, int]:
+    """(B, C) of the layer when ``kernels`` and ``kernel_dim`` are not given."""
+    return DCGAN_SIZE if model == "dcgan" else PAPER_SIZE
+
+
 class Config(PluginConfig):
-    kernels: int = Field(100, gt=0, description="B, number of kernels")
-    kernel_dim: int = Field(5, gt=0, description="C, dimension of each kernel")
+    kernels: int | None = Field(
+        None,
+        gt=0,
+        description="B, number of kernels (unset: 5 on dcgan, from the measured grid in "
+        "RESULTS.md 'Defaults from a measured grid'; 100, the paper's, on other models)",
+    )
+    kernel_dim: int | None = Field(
+        None,
+        gt=0,
+        description="C, dimension of each kernel (unset: 3 on dcgan, as kernels; 5, the "
+        "paper's, on other models)",
+    )
     init_std: float | None = Field(
         None,
         gt=0,
@@ -161,6 +184,12 @@ class MinibatchDiscrimination(Plugin):
     ``weight_norm=false exclude_self=false data_init=false`` gives a plain tensor T and the
     paper's formula. It is a feature transform of D (``add_transform``): the head after it
     is rebuilt for the wider input, whatever the model or the number of classes.
+
+    Size: the paper's B = 100, C = 5 on the authors' models; on ``dcgan``, whose features
+    are the flat last map (6,272 values at 28 px), B = 5, C = 3, the size chosen by a
+    measured grid (benchmarks/RESULTS.md, "Defaults from a measured grid"), where the
+    paper's size made D win at once and G collapse, on the flat features and on a
+    128-unit projection of them alike.
     """
 
     Config = Config
@@ -175,11 +204,12 @@ class MinibatchDiscrimination(Plugin):
                 f"{type(d).__name__}, which does not"
             )
         a, cfg = d.feature_dim, self.config
+        b, c = default_size(config.model)
+        b, c = cfg.kernels or b, cfg.kernel_dim or c
         # T reads P projected units when projecting, else the A features
         std = cfg.init_std or (0.05 if cfg.weight_norm else 1.0 / math.sqrt(cfg.project or a))
         d.add_transform(
             MinibatchFeatures(
-                a, cfg.kernels, cfg.kernel_dim, std, cfg.weight_norm, cfg.exclude_self,
-                cfg.data_init, cfg.project,
+                a, b, c, std, cfg.weight_norm, cfg.exclude_self, cfg.data_init, cfg.project
             )
-        )  # fmt: skip
+        )

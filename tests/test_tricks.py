@@ -308,6 +308,23 @@ def test_minibatch_projection_reads_a_learned_projection_of_the_features():
     )
 
 
+def test_minibatch_size_defaults_per_model(tiny):
+    """Unset, B x C is 5 x 3 on dcgan (the measured grid) and the paper's 100 x 5 on the
+    authors' models; either option given wins, the other keeps the model's default."""
+    for model, options, size in (
+        ("dcgan", {}, (5, 3)),
+        ("dcgan", {"kernels": 20}, (20, 3)),
+        ("improved-gan-mlp", {}, (100, 5)),
+        ("improved-gan-mlp", {"kernel_dim": 2}, (100, 2)),
+    ):
+        t, _ = prepare(
+            {**tiny, "steps": 1, "model": model, "minibatch": options},
+            plugins=[*QUIET, "minibatch"],
+        )
+        (mb,) = t.discriminator.transforms
+        assert tuple(mb.T.shape[1:]) == size, (model, options)
+
+
 def test_minibatch_project_option_builds_and_trains(tiny):
     t, _ = prepare(
         {**tiny, "steps": 2, "minibatch": {"kernels": 5, "kernel_dim": 3, "project": 16}},
