@@ -39,6 +39,12 @@ class MinibatchFeatures(nn.Module):
     each kernel's scale only through its logarithm. A free T (``weight_norm=False``) of
     4,096 × 500 entries grows by about lr·√A per step, and the distances with it.
 
+    With ``project`` = P, o is computed on a learned linear projection p = f·W ∈ R^P
+    (W weight-normalised per output column like T when ``weight_norm``, else a plain
+    matrix with columns of norm about 1) and T is P × B × C; the head still sees
+    cat(f, o(p)). The authors' ImageNet D computes its minibatch features on a dense layer
+    of 2,560 units, not on a wide convolutional map.
+
     It takes part in the trainer's data-dependent initialisation (``initialising``): on
     that pass its scale and bias are set from the real features it sees, after the layers
     below it and before the head above it, as in the authors' single ``init=True`` pass.
@@ -53,11 +59,18 @@ class MinibatchFeatures(nn.Module):
         weight_norm: bool = True,
         exclude_self: bool = True,
         data_init: bool = True,
+        project: int | None = None,
     ) -> None:
         super().__init__()
         self.weight_norm = weight_norm
         self.exclude_self = exclude_self
         self.extra_dim = kernels
+        self.project = project
+        if project is not None:
+            self.W = nn.Parameter(torch.randn(in_features, project) / math.sqrt(in_features))
+            if weight_norm:
+                self.log_scale_w = nn.Parameter(torch.zeros(project))
+            in_features = project
         self.V = nn.Parameter(torch.randn(in_features, kernels, kernel_dim) * init_std)
         if weight_norm:
             self.log_scale = nn.Parameter(torch.zeros(kernels, kernel_dim))
@@ -73,8 +86,17 @@ class MinibatchFeatures(nn.Module):
             return self.V
         return self.V * (self.log_scale.exp() / self.V.norm(dim=0)).unsqueeze(0)
 
+    def projected(self, h: torch.Tensor) -> torch.Tensor:
+        """What o reads: f itself, or its projection f·W with ``project``."""
+        if self.project is None:
+            return h
+        w = self.W
+        if self.weight_norm:
+            w = w * (self.log_scale_w.exp() / w.norm(dim=0)).unsqueeze(0)
+        return h @ w
+
     def minibatch(self, h: torch.Tensor) -> torch.Tensor:
-        return minibatch_features(h, self.T, self.exclude_self) + self.bias
+        return minibatch_features(self.projected(h), self.T, self.exclude_self) + self.bias
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.initialising:
@@ -86,6 +108,7 @@ class MinibatchFeatures(nn.Module):
         """The authors' data-dependent initialisation on a batch of real features: each
         kernel's scale so that an example's nearest other example is at L1 distance 2 on
         average, then the bias so that o(x) + bias has mean 0."""
+        h = self.projected(h)
         n = h.shape[0]
         a, b, c = self.V.shape
         m = (h @ self.T.reshape(a, b * c)).reshape(n, b, c).transpose(0, 1).contiguous()
@@ -99,9 +122,32 @@ class MinibatchFeatures(nn.Module):
         self.initialising = False
 
 
+#: (B, C) when unset: the paper's on the authors' models; on dcgan's flat features the
+#: size that trained best in the measured grid (benchmarks/RESULTS.md, "Defaults from a
+#: measured grid": 100 x 5 collapsed G to 1 class at both seeds, 5 x 3 covered 10 classes
+#: and scored best).
+PAPER_SIZE = (100, 5)
+DCGAN_SIZE = (5, 3)
+
+
+def default_size(model: str) -> tuple[int, int]:
+    """(B, C) of the layer when ``kernels`` and ``kernel_dim`` are not given."""
+    return DCGAN_SIZE if model == "dcgan" else PAPER_SIZE
+
+
 class Config(PluginConfig):
-    kernels: int = Field(100, gt=0, description="B, number of kernels")
-    kernel_dim: int = Field(5, gt=0, description="C, dimension of each kernel")
+    kernels: int | None = Field(
+        None,
+        gt=0,
+        description="B, number of kernels (unset: 5 on dcgan, from the measured grid in "
+        "RESULTS.md 'Defaults from a measured grid'; 100, the paper's, on other models)",
+    )
+    kernel_dim: int | None = Field(
+        None,
+        gt=0,
+        description="C, dimension of each kernel (unset: 3 on dcgan, as kernels; 5, the "
+        "paper's, on other models)",
+    )
     init_std: float | None = Field(
         None,
         gt=0,
@@ -112,6 +158,13 @@ class Config(PluginConfig):
     exclude_self: bool = Field(True, description="leave j = i out of o(x_i) (authors)")
     data_init: bool = Field(
         True, description="scale and bias from real images (init_examples of them; authors)"
+    )
+    project: int | None = Field(
+        None,
+        gt=0,
+        description="P: compute o on a learned linear projection of D's features to P "
+        "units (weight-normalised with weight_norm), the head still seeing cat(f, o); "
+        "none: on the features themselves",
     )
 
 
@@ -131,6 +184,12 @@ class MinibatchDiscrimination(Plugin):
     ``weight_norm=false exclude_self=false data_init=false`` gives a plain tensor T and the
     paper's formula. It is a feature transform of D (``add_transform``): the head after it
     is rebuilt for the wider input, whatever the model or the number of classes.
+
+    Size: the paper's B = 100, C = 5 on the authors' models; on ``dcgan``, whose features
+    are the flat last map (6,272 values at 28 px), B = 5, C = 3, the size chosen by a
+    measured grid (benchmarks/RESULTS.md, "Defaults from a measured grid"), where the
+    paper's size made D win at once and G collapse, on the flat features and on a
+    128-unit projection of them alike.
     """
 
     Config = Config
@@ -145,10 +204,12 @@ class MinibatchDiscrimination(Plugin):
                 f"{type(d).__name__}, which does not"
             )
         a, cfg = d.feature_dim, self.config
-        std = cfg.init_std or (0.05 if cfg.weight_norm else 1.0 / math.sqrt(a))
+        b, c = default_size(config.model)
+        b, c = cfg.kernels or b, cfg.kernel_dim or c
+        # T reads P projected units when projecting, else the A features
+        std = cfg.init_std or (0.05 if cfg.weight_norm else 1.0 / math.sqrt(cfg.project or a))
         d.add_transform(
             MinibatchFeatures(
-                a, cfg.kernels, cfg.kernel_dim, std, cfg.weight_norm, cfg.exclude_self,
-                cfg.data_init,
+                a, b, c, std, cfg.weight_norm, cfg.exclude_self, cfg.data_init, cfg.project
             )
-        )  # fmt: skip
+        )

@@ -281,6 +281,66 @@ def test_minibatch_weight_norm_and_data_init_as_the_authors():
     torch.testing.assert_close(dist.min(2).values.mean(1), torch.full((3,), 2.0))
 
 
+def test_minibatch_projection_reads_a_learned_projection_of_the_features():
+    """With project = P, o is the paper's formula on p = f·W (W weight-normalised per
+    column), T is P × B × C, and the head still sees cat(f, o)."""
+    torch.manual_seed(0)
+    head = MinibatchFeatures(in_features=6, kernels=3, kernel_dim=2, init_std=0.05, project=4)
+    assert head.T.shape == (4, 3, 2) and head.W.shape == (6, 4)
+    h = torch.randn(10, 6) * 4
+    head.initialise(h)
+    w = head.W * (head.log_scale_w.exp() / head.W.norm(dim=0))
+    torch.testing.assert_close(w.norm(dim=0), torch.ones(4))  # unit columns at the start
+    p = h @ w
+    out = head(h)
+    torch.testing.assert_close(out[:, :6], h)
+    expected = minibatch_features(p, head.T, exclude_self=True) + head.bias
+    torch.testing.assert_close(out[:, 6:], expected)
+    # The data init reads the projection: nearest other example at mean L1 distance 2.
+    m = torch.einsum("na,abc->bnc", p, head.T)
+    dist = torch.cdist(m, m, p=1.0) + torch.eye(10) * 1e6
+    torch.testing.assert_close(dist.min(2).values.mean(1), torch.full((3,), 2.0))
+    # Without weight norm W is a plain matrix.
+    plain = MinibatchFeatures(6, 3, 2, init_std=0.5, weight_norm=False, project=4)
+    assert not hasattr(plain, "log_scale_w")
+    torch.testing.assert_close(
+        plain.minibatch(h), minibatch_features(h @ plain.W, plain.V, exclude_self=True)
+    )
+
+
+def test_minibatch_size_defaults_per_model(tiny):
+    """Unset, B x C is 5 x 3 on dcgan (the measured grid) and the paper's 100 x 5 on the
+    authors' models; either option given wins, the other keeps the model's default."""
+    for model, options, size in (
+        ("dcgan", {}, (5, 3)),
+        ("dcgan", {"kernels": 20}, (20, 3)),
+        ("improved-gan-mlp", {}, (100, 5)),
+        ("improved-gan-mlp", {"kernel_dim": 2}, (100, 2)),
+    ):
+        t, _ = prepare(
+            {**tiny, "steps": 1, "model": model, "minibatch": options},
+            plugins=[*QUIET, "minibatch"],
+        )
+        (mb,) = t.discriminator.transforms
+        assert tuple(mb.T.shape[1:]) == size, (model, options)
+
+
+def test_minibatch_project_option_builds_and_trains(tiny):
+    t, _ = prepare(
+        {**tiny, "steps": 2, "minibatch": {"kernels": 5, "kernel_dim": 3, "project": 16}},
+        plugins=[*QUIET, "minibatch"],
+    )
+    d = t.discriminator
+    (mb,) = d.transforms
+    assert mb.T.shape == (16, 5, 3) and mb.W.shape == (d.feature_dim, 16)
+    assert d.head.in_features == d.feature_dim + 5
+    trained = t.opt_d.param_groups[0]["params"]
+    assert any(p is mb.W for p in trained) and any(p is mb.log_scale_w for p in trained)
+    W0 = mb.W.detach().clone()
+    t.fit()
+    assert not torch.equal(W0, mb.W)
+
+
 # --------------------------------------------------------------- historical averaging
 def test_running_mean_and_penalty_gradient():
     p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))

@@ -15,6 +15,8 @@ from gantricks.metrics import scores
 
 SIZE = 28
 NUM_CLASSES = 10
+#: Width of the layer before the last linear one (what ``classifier_fid`` compares).
+FEATURE_DIM = 128
 
 
 def _conv(c_in: int, c_out: int) -> list[nn.Module]:
@@ -42,10 +44,10 @@ class DigitClassifier(nn.Module):
         )
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(64 * 4 * 4, 128),
+            nn.Linear(64 * 4 * 4, FEATURE_DIM),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
-            nn.Linear(128, num_classes),
+            nn.Linear(FEATURE_DIM, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,6 +71,22 @@ def predict_probs(
     Images of another size are resized to 28x28 (antialiased bilinear, as the datasets are).
     Three-channel images are refused: score Stacked MNIST one channel at a time.
     """
+    return predict(model, images_uint8, device, batch_size)[0]
+
+
+def predict(
+    model: nn.Module,
+    images_uint8: torch.Tensor,
+    device: str | torch.device,
+    batch_size: int = 1000,
+    features: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(probabilities, penultimate features) of uint8 images (N, 1, H, W), on the CPU.
+
+    The probabilities are as :func:`predict_probs`; with ``features`` the second item is the
+    (N, 128) float64 output of the 128-unit layer before the last linear layer (after its
+    ReLU, in eval mode: no dropout), what the in-domain FID compares; else ``None``.
+    """
     if images_uint8.dim() != 4 or images_uint8.shape[1] != 1:
         raise ValueError(
             f"predict_probs needs single-channel images (N, 1, H, W), got "
@@ -79,20 +97,32 @@ def predict_probs(
     dev = torch.device(device)
     was_training = model.training
     model.eval()  # batch-norm running statistics, no dropout
-    out = []
+    out, feats = [], []
     try:
         with torch.inference_mode():
             for start in range(0, images_uint8.shape[0], batch_size):
                 batch = images_uint8[start : start + batch_size]
                 if batch.shape[-2:] != (SIZE, SIZE):
                     batch = resize_uint8(batch.cpu(), SIZE)
-                logits = model(to_float(batch.to(dev, non_blocking=True)))
+                x = to_float(batch.to(dev, non_blocking=True))
+                if features:
+                    h = penultimate(model, x)
+                    logits = model.head[-1](h)
+                    feats.append(h.double().cpu())
+                else:
+                    logits = model(x)
                 out.append(torch.softmax(logits.double(), dim=1).cpu())
     finally:
         model.train(was_training)
     if not out:
-        return torch.empty(0, NUM_CLASSES, dtype=torch.float64)
-    return torch.cat(out)
+        empty = torch.empty(0, NUM_CLASSES, dtype=torch.float64)
+        return empty, (torch.empty(0, FEATURE_DIM, dtype=torch.float64) if features else None)
+    return torch.cat(out), (torch.cat(feats) if features else None)
+
+
+def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The 128 features a :class:`DigitClassifier` computes before its last linear layer."""
+    return model.head[:-1](model.features(x))
 
 
 def classifier_scores(probs: torch.Tensor, splits: int = 10) -> dict[str, Any]:

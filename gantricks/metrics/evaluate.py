@@ -1,4 +1,6 @@
-"""Score a generator: Inception Score, FID, KID and in-domain classifier scores.
+"""Score a generator: Inception Score, FID, KID, in-domain classifier scores and the
+in-domain FID (``classifier_fid``: the Fréchet distance in the in-domain classifier's
+penultimate features, never to be confused with the Inception FID).
 
 Samples are drawn from seeded latent vectors, quantised to uint8 exactly as a saved PNG
 would store them, and streamed batch by batch to every requested metric, so 50,000
@@ -33,6 +35,9 @@ INCEPTION_METRICS = {n for n, m in registry.METRICS.items() if m.network == "inc
 CLASSIFIER_DATASETS = ("glyphs", "mnist", "fashion-mnist", "stacked-mnist")
 #: What a cached reference-statistics file must hold to be used.
 _REFERENCE_KEYS = {"mu", "sigma", "kid_features", "num_images"}
+_CLASSIFIER_REFERENCE_KEYS = {"mu", "sigma", "num_images"}
+#: Metrics that read the in-domain classifier.
+CLASSIFIER_METRICS = {n for n, m in registry.METRICS.items() if m.network == "classifier"}
 
 
 @dataclass
@@ -122,11 +127,18 @@ class Evaluator:
         self.classifier: nn.Module | None = None
         self.classifier_info: dict[str, Any] = {}
         wanted = set(settings.metrics)
+        if "classifier_fid" in wanted and dataset == "stacked-mnist":
+            raise GantricksError(
+                "classifier_fid is not defined for stacked-mnist: the MNIST classifier reads "
+                "one channel at a time and gantricks computes no per-channel Fréchet distance; "
+                "use the classifier metric (modes covered, KL to uniform)"
+            )
         with isolated_rng(self.device):  # the networks are made randomly, then loaded
-            if "classifier" in wanted:
+            if wanted & CLASSIFIER_METRICS:
                 if dataset not in CLASSIFIER_DATASETS:
+                    names = " and ".join(sorted(wanted & CLASSIFIER_METRICS))
                     raise GantricksError(
-                        f"the classifier metric exists for {', '.join(CLASSIFIER_DATASETS)}; this "
+                        f"the {names} metric exists for {', '.join(CLASSIFIER_DATASETS)}; this "
                         f"model was trained on {dataset!r}: use is, fid or kid"
                     )
                 from gantricks.metrics.classifier import load_classifier
@@ -140,6 +152,7 @@ class Evaluator:
 
                 self.inception = Inception(settings.inception_weights, self.device)
         self.reference: dict[str, Any] | None = None
+        self.classifier_reference: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ reference statistics
     def reference_statistics(self) -> dict[str, Any]:
@@ -192,6 +205,60 @@ class Evaluator:
         self.reference = ref
         return ref
 
+    def classifier_reference_statistics(self) -> dict[str, Any]:
+        """Mean and covariance of the in-domain classifier's penultimate features of the
+        training set (up to ``reference_samples`` images), for ``classifier_fid``; computed
+        once per dataset, image size, image count and classifier (its hash in the file
+        name), and cached beside the Inception statistics."""
+        if self.classifier_reference is not None:
+            return self.classifier_reference
+        assert self.classifier is not None
+        from gantricks.metrics.digit_classifier import predict
+
+        info, n = self.classifier_info, self.settings.reference_samples
+        key = (
+            f"{self.dataset}-{self.image_size}px-n{n}-classifier-{info.get('name')}-"
+            f"{info.get('sha256')}.pt"
+        )
+        path = _stats_path(self.data_dir, key)
+        if path.is_file():
+            try:
+                cached = torch.load(path, weights_only=True)
+                missing = _CLASSIFIER_REFERENCE_KEYS - set(cached)
+                if missing:
+                    raise KeyError(f"no {', '.join(sorted(missing))}")
+            except Exception as e:  # a cache: an unreadable file is computed again
+                warnings.warn(
+                    f"classifier reference statistics {str(path)!r} are unreadable "
+                    f"({type(e).__name__}); computing them again",
+                    stacklevel=2,
+                )
+            else:
+                self.classifier_reference = {**cached, "path": str(path)}
+                return self.classifier_reference
+        from gantricks.data import load_dataset
+
+        data = load_dataset(
+            self.dataset, self.data_dir, self.image_size, train=True, download=self.download
+        )
+        images = data.images[: min(n, len(data))]
+        _, feats = predict(
+            self.classifier, images, self.device, self.settings.batch_size, features=True
+        )
+        assert feats is not None
+        mu, sigma = scores.feature_statistics(feats)
+        ref = {
+            "mu": mu,
+            "sigma": sigma,
+            "num_images": int(feats.shape[0]),
+            "dataset": self.dataset,
+            "image_size": self.image_size,
+        }
+        atomic_torch_save(ref, path)
+        ref["path"] = str(path)
+        self.classifier_reference = ref
+        return ref
+
     # --------------------------------------------------------------------- evaluation
     def _network_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """What the metrics need from one batch of samples, as CPU tensors."""
@@ -200,15 +267,21 @@ class Evaluator:
             f = self.inception.features([images])
             out["logits"], out["pool"] = f["logits_unbiased"], f["2048"]
         if self.classifier is not None:
-            from gantricks.metrics.classifier import predict_probs
+            from gantricks.metrics.digit_classifier import predict
 
             if self.dataset == "stacked-mnist":
                 for c in range(3):
-                    out[f"probs{c}"] = predict_probs(
+                    out[f"probs{c}"], _ = predict(
                         self.classifier, images[:, c : c + 1], self.device
                     )
             else:
-                out["probs"] = predict_probs(self.classifier, images, self.device)
+                wants_features = "classifier_fid" in self.settings.metrics
+                probs, feats = predict(
+                    self.classifier, images, self.device, features=wants_features
+                )
+                out["probs"] = probs
+                if feats is not None:
+                    out["classifier_features"] = feats
         return out
 
     @torch.no_grad()
@@ -237,6 +310,8 @@ class Evaluator:
         if rank == 0 and ("fid" in s.metrics or "kid" in s.metrics):
             # Computed once, before the clock starts: not the samples' time.
             self.reference_statistics()
+        if rank == 0 and "classifier_fid" in s.metrics:
+            self.classifier_reference_statistics()
         start = time.perf_counter()
         batches: Iterator[tuple[int, torch.Tensor]] = sample_batches(
             generator,
@@ -348,6 +423,14 @@ def markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
                 f"histogram {c['histogram']} |"
             )
             lines.append(f"| KL(classes ‖ uniform) | {c['kl_to_uniform']:.4f} | nats |")
+    cf = m.get("classifier_fid")
+    if cf is not None:
+        lines.append(
+            f"| classifier FID (in-domain, not Inception) | {cf['value']:.3f} | Fréchet "
+            f"distance of the {cf['feature_dim']}-d penultimate features of classifier "
+            f"{cf['classifier']} (sha256 {cf['classifier_sha256']}) vs "
+            f"{cf['reference_images']} training images |"
+        )
     lines += ["", f"{result['samples_per_s']:.0f} samples/s, {result['seconds']:.1f} s.", ""]
     return "\n".join(lines)
 

@@ -28,6 +28,8 @@ class Evaluator(Protocol):
 
     def reference_statistics(self) -> dict[str, Any]: ...
 
+    def classifier_reference_statistics(self) -> dict[str, Any]: ...
+
 
 #: Every headline number a metric reports, and whether higher is better.
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -38,6 +40,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "classes_covered": True,
     "kl_to_uniform": False,
     "modes_covered": True,
+    "classifier_fid": False,
 }
 
 
@@ -97,6 +100,21 @@ def _classifier(out: Outputs, ev: Evaluator) -> dict[str, Any]:
     return classifier_scores(out["probs"], ev.settings.splits)
 
 
+def _classifier_fid(out: Outputs, ev: Evaluator) -> dict[str, Any]:
+    ref = ev.classifier_reference_statistics()
+    feats = out["classifier_features"]
+    mu, sigma = scores.feature_statistics(feats)
+    info = getattr(ev, "classifier_info", {})
+    return {
+        "value": scores.frechet_distance(mu, sigma, ref["mu"], ref["sigma"]),
+        "reference_images": ref["num_images"],
+        "classifier": info.get("name"),
+        "classifier_sha256": info.get("sha256"),
+        "feature_dim": int(feats.shape[1]),
+        "num_samples": int(feats.shape[0]),
+    }
+
+
 def _classifier_numbers(entry: dict[str, Any]) -> dict[str, float]:
     keys = ("classifier_score", "classes_covered", "kl_to_uniform", "modes_covered")
     return {k: float(entry[k]) for k in keys if k in entry}
@@ -136,6 +154,16 @@ METRICS: dict[str, Metric] = {
             _classifier,
             _classifier_numbers,
             lambda dataset: "modes_covered" if dataset == "stacked-mnist" else "classifier_score",
+        ),
+        Metric(
+            "classifier_fid",
+            "in-domain FID: Fréchet distance of the in-domain classifier's 128-d penultimate "
+            "features, samples vs the training set (not the Inception FID; not for "
+            "stacked-mnist); lower is better",
+            "classifier",
+            _classifier_fid,
+            lambda e: {"classifier_fid": e["value"]},
+            lambda dataset: "classifier_fid",
         ),
     )
 }
