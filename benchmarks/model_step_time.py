@@ -5,11 +5,12 @@
 
 Times gantricks' training step (one D and one G update, glyphs images at the given size)
 for every registered model, alone and with the ``minibatch`` plugin at its defaults
-(B = 100, C = 5). Configurations are timed in interleaved rounds, so drift in machine load
-hits all alike; the median round is reported, with each model's time relative to DCGAN's
-and minibatch's overhead relative to the same model without it. The ratios are the median
-over rounds of each round's ratio (the two configurations of a pair run back to back in a
-round), which a machine shared with other work disturbs less than a ratio of medians.
+(B × C = 5 × 3 on ``dcgan``, the paper's 100 × 5 on the authors' models). Configurations
+are timed in interleaved rounds, so drift in machine load hits all alike; the median round
+is reported, with each model's time relative to DCGAN's and minibatch's overhead relative
+to the same model without it. The ratios are the median over rounds of each round's ratio
+(the two configurations of a pair run back to back in a round), which a machine shared
+with other work disturbs less than a ratio of medians.
 """
 
 from __future__ import annotations

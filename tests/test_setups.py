@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from gantricks import DiscriminatorLike, GantricksError, GeneratorLike, Plugin, hookimpl
+from gantricks.bench.combos import TRICKS
 from gantricks.models import MODELS, build_models
 from gantricks.models.layers import (
     GaussianNoise,
@@ -332,14 +333,7 @@ def test_lr_decay_turns_the_cuda_graph_off(tiny):
 
 
 # ------------------------------------------------------------- every combination
-TRICK_PLUGINS = [
-    "feature_matching",
-    "minibatch",
-    "historical_averaging",
-    "label_smooth",
-    "virtual_batchnorm",
-    "labels",
-]
+TRICK_PLUGINS = list(TRICKS)  # every Improved-GAN trick the bench knows
 
 
 def _one_step_each(tiny, model: str, subsets) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gantricks.cli.common import add_set, default
+from gantricks.cli.common import add_no_download, add_set, default
 from gantricks.config import DATASETS, parse_sets
 from gantricks.errors import GantricksError
 
@@ -68,13 +68,7 @@ def add_command(sub: Any) -> None:
     )
     p.add_argument("--dataset", choices=DATASETS, default="glyphs", help="default: %(default)s")
     p.add_argument("--data-dir", help=f"default: {default('data_dir')}")
-    p.add_argument(
-        "--no-download",
-        dest="download",
-        action="store_false",
-        default=None,
-        help="never try to download a missing dataset",
-    )
+    add_no_download(p)
     p.add_argument("--model", help=f"the networks of every run (default: {default('model')})")
     p.add_argument("--batch-size", type=int, help=f"default: {default('batch_size')}")
     p.add_argument("--image-size", type=int, help="default: the dataset's native size")

@@ -16,6 +16,18 @@ def add_set(p: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def add_no_download(p: argparse.ArgumentParser) -> None:
+    """``--no-download``: a missing dataset is an error instead of a download (unset: the
+    run's ``download`` option decides)."""
+    p.add_argument(
+        "--no-download",
+        dest="download",
+        action="store_false",
+        default=None,
+        help="never try to download a missing dataset",
+    )
+
+
 def check_counts(args: argparse.Namespace, *names: str) -> None:
     """Counts (samples, images per row, splits, ...) are whole numbers above zero: a usage
     error (exit status 2) naming the flag otherwise, before anything is loaded."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gantricks.cli.common import add_set, default
+from gantricks.cli.common import add_no_download, add_set, default
 from gantricks.config import DATASETS, load_toml, merge, parse_sets
 from gantricks.models import MODELS
 from gantricks.plugin_manager import DEFAULT_PLUGINS, plugin_list
@@ -74,13 +74,7 @@ def add_command(sub: Any) -> None:
         "--data-dir",
         help=f"folder holding (or receiving) the dataset (default: {default('data_dir')})",
     )
-    p.add_argument(
-        "--no-download",
-        dest="download",
-        action="store_false",
-        default=None,
-        help="never try to download a missing dataset",
-    )
+    add_no_download(p)
     p.add_argument("--image-size", type=int, help="28, 32, 64, ... (default: native size)")
     p.add_argument(
         "--batch-size",
