@@ -165,27 +165,11 @@ class Evaluator:
         if self.dataset == "folder":  # its images change with the folder, the others do not
             key += f"-files{folder_fingerprint(self.data_dir)}"
         path = _stats_path(self.data_dir, key + ".pt")
-        if path.is_file():
-            try:
-                cached = torch.load(path, weights_only=True)
-                missing = _REFERENCE_KEYS - set(cached)
-                if missing:
-                    raise KeyError(f"no {', '.join(sorted(missing))}")
-            except Exception as e:  # a cache: an unreadable file is computed again
-                warnings.warn(
-                    f"reference statistics {str(path)!r} are unreadable ({type(e).__name__}); "
-                    "computing them again",
-                    stacklevel=2,
-                )
-            else:
-                self.reference = {**cached, "path": str(path)}
-                return self.reference
-        from gantricks.data import load_dataset
-
-        data = load_dataset(
-            self.dataset, self.data_dir, self.image_size, train=True, download=self.download
-        )
-        images = data.images[: min(n, len(data))]
+        cached = _load_cached(path, _REFERENCE_KEYS, "reference statistics")
+        if cached is not None:
+            self.reference = cached
+            return cached
+        images = self._training_images(n)
         batches = images.split(self.settings.batch_size)
         if self.settings.progress:
             batches = tqdm(batches, desc=f"Inception features of {self.dataset} (once)")
@@ -221,27 +205,11 @@ class Evaluator:
             f"{info.get('sha256')}.pt"
         )
         path = _stats_path(self.data_dir, key)
-        if path.is_file():
-            try:
-                cached = torch.load(path, weights_only=True)
-                missing = _CLASSIFIER_REFERENCE_KEYS - set(cached)
-                if missing:
-                    raise KeyError(f"no {', '.join(sorted(missing))}")
-            except Exception as e:  # a cache: an unreadable file is computed again
-                warnings.warn(
-                    f"classifier reference statistics {str(path)!r} are unreadable "
-                    f"({type(e).__name__}); computing them again",
-                    stacklevel=2,
-                )
-            else:
-                self.classifier_reference = {**cached, "path": str(path)}
-                return self.classifier_reference
-        from gantricks.data import load_dataset
-
-        data = load_dataset(
-            self.dataset, self.data_dir, self.image_size, train=True, download=self.download
-        )
-        images = data.images[: min(n, len(data))]
+        cached = _load_cached(path, _CLASSIFIER_REFERENCE_KEYS, "classifier reference statistics")
+        if cached is not None:
+            self.classifier_reference = cached
+            return cached
+        images = self._training_images(n)
         _, feats = predict(
             self.classifier, images, self.device, self.settings.batch_size, features=True
         )
@@ -258,6 +226,15 @@ class Evaluator:
         ref["path"] = str(path)
         self.classifier_reference = ref
         return ref
+
+    def _training_images(self, n: int) -> torch.Tensor:
+        """The first ``n`` training images (all of them if fewer): the reference set."""
+        from gantricks.data import load_dataset
+
+        data = load_dataset(
+            self.dataset, self.data_dir, self.image_size, train=True, download=self.download
+        )
+        return data.images[: min(n, len(data))]
 
     # --------------------------------------------------------------------- evaluation
     def _network_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -433,6 +410,25 @@ def markdown(result: dict[str, Any], title: str = "Evaluation") -> str:
         )
     lines += ["", f"{result['samples_per_s']:.0f} samples/s, {result['seconds']:.1f} s.", ""]
     return "\n".join(lines)
+
+
+def _load_cached(path: Path, keys: set[str], what: str) -> dict[str, Any] | None:
+    """A cached statistics file with all of ``keys``, or None (absent, or unreadable: a
+    cache is computed again, with a warning)."""
+    if not path.is_file():
+        return None
+    try:
+        cached = torch.load(path, weights_only=True)
+        missing = keys - set(cached)
+        if missing:
+            raise KeyError(f"no {', '.join(sorted(missing))}")
+    except Exception as e:
+        warnings.warn(
+            f"{what} {str(path)!r} are unreadable ({type(e).__name__}); computing them again",
+            stacklevel=3,
+        )
+        return None
+    return {**cached, "path": str(path)}
 
 
 def folder_fingerprint(root: Path) -> str:
