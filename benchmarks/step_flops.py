@@ -6,12 +6,12 @@
         --set g_steps=3 generator_loss=minimax
 
 Counts the FLOPs of one ``train_step`` (every D and G update of the step, forward and
-backward) with ``torch.utils.flop_counter.FlopCounterMode``, on the CPU, with glyphs images
-(the data do not change the count, only the shapes do; one channel where CIFAR-10 has
-three changes only D's first and G's last layer, under 1 % of an ``improved-gan`` step). A measured throughput of one
-configuration on a device, divided into its FLOPs per step, gives the FLOP/s the device
-reached on that kind of network; that rate applied to another configuration's count is an
-estimate of its step time, not a measurement.
+backward) with ``torch.utils.flop_counter.FlopCounterMode``, on the CPU, with glyphs images.
+The data do not change the count, only the shapes do; one channel where CIFAR-10 has three
+changes only D's first and G's last layer, under 1 % of an ``improved-gan`` step. A
+measured throughput of one configuration on a device, divided into its FLOPs per step,
+gives the FLOP/s the device reached on that kind of network; that rate applied to another
+configuration's count is an estimate of its step time, not a measurement.
 """
 
 from __future__ import annotations

@@ -39,11 +39,9 @@ from gantricks.metrics.evaluate import (
     EvalSettings,
     Evaluator,
 )
-from gantricks.metrics.evaluate import scalars as eval_scalars
-from gantricks.metrics.evaluate import (
-    write_outputs as write_eval_outputs,
-)
 from gantricks.metrics.registry import METRICS
+from gantricks.metrics.report import scalars as eval_scalars
+from gantricks.metrics.report import write_outputs as write_eval_outputs
 from gantricks.models import Discriminator, Generator, Models, conv_blocks
 from gantricks.plugin import Plugin, PluginConfig
 from gantricks.sampling import (

@@ -139,7 +139,8 @@ def test_a_changed_shipped_file_is_refused(fresh, tmp_path, monkeypatch):
 
 
 def test_stacked_mnist_evaluation_uses_the_shipped_mnist_classifier(fresh, tmp_path):
-    from gantricks.metrics.evaluate import EvalSettings, Evaluator, markdown
+    from gantricks.metrics.evaluate import EvalSettings, Evaluator
+    from gantricks.metrics.report import markdown
     from gantricks.models import build_models
 
     settings = EvalSettings(["classifier"], num_samples=20, batch_size=10, progress=False)

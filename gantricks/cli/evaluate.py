@@ -41,7 +41,8 @@ def add_command(sub: Any) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from gantricks.device import resolve_device
-    from gantricks.metrics.evaluate import EvalSettings, Evaluator, markdown, scalars, write_outputs
+    from gantricks.metrics.evaluate import EvalSettings, Evaluator
+    from gantricks.metrics.report import markdown, scalars, write_outputs
     from gantricks.run import load_models, run_dir_of
 
     check_counts(args, "num_samples", "splits", "batch_size", "reference_samples")
